@@ -1,0 +1,40 @@
+//! Settings the engine receives once, at start.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hyperion_http::Limits;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenSpec {
+    Tcp { host: String, port: u16 },
+    Unix { path: PathBuf },
+}
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// How long a keep-alive connection may sit between requests (and a new connection before
+    /// its first byte).
+    pub idle_keepalive: Duration,
+    /// How long a request head or body may take to arrive once it has started.
+    pub request_read_timeout: Duration,
+    /// On stop: how long in-flight requests get to finish before connections are cut.
+    pub graceful_timeout: Duration,
+    /// Exchanges waiting for an application thread before new ones are answered 503.
+    pub max_pending: usize,
+    pub limits: Limits,
+    pub listen_backlog: i32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            idle_keepalive: Duration::from_secs(5),
+            request_read_timeout: Duration::from_secs(30),
+            graceful_timeout: Duration::from_secs(30),
+            max_pending: 4096,
+            limits: Limits::default(),
+            listen_backlog: 1024,
+        }
+    }
+}

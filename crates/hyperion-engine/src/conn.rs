@@ -1,0 +1,323 @@
+//! One HTTP/1.x connection: read a request, hand it to the application threads, write the
+//! answer, repeat. Requests on a connection are answered strictly in order, so pipelined
+//! requests simply wait in the read buffer.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use hyperion_http::{parse_request_head, BodyFraming, ChunkedDecoder, HeadStatus, ParseError, Version};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, timeout, Instant};
+
+use crate::engine::{Phase, Shared};
+use crate::exchange::{Exchange, ListenerInfo, Peer};
+use crate::queue::PushError;
+use crate::response::{simple_response, Response, ResponseMsg};
+use crate::stats::bump;
+
+/// Read-buffer growth step: small, because 10,000 idle connections must stay cheap.
+const READ_CHUNK: usize = 4096;
+/// How long and how much a rejected connection is drained before closing, so the client reads
+/// the error instead of a reset.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 256 * 1024;
+
+/// Response messages buffered between an application thread and the writer.
+pub(crate) const RESPONSE_CHANNEL: usize = 16;
+
+enum Outcome {
+    KeepAlive,
+    Close,
+}
+
+pub(crate) struct Connection<S> {
+    io: S,
+    peer: Peer,
+    shared: Arc<Shared>,
+    listener: Arc<ListenerInfo>,
+    buf: BytesMut,
+    tx: mpsc::Sender<ResponseMsg>,
+    rx: mpsc::Receiver<ResponseMsg>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    pub(crate) fn new(io: S, peer: Peer, shared: Arc<Shared>, listener: Arc<ListenerInfo>) -> Self {
+        let (tx, rx) = mpsc::channel(RESPONSE_CHANNEL);
+        Connection {
+            io,
+            peer,
+            shared,
+            listener,
+            buf: BytesMut::new(),
+            tx,
+            rx,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        loop {
+            match self.serve_one().await {
+                Ok(Outcome::KeepAlive) => {
+                    if self.buf.is_empty() {
+                        // Give the memory back while the connection idles.
+                        self.buf = BytesMut::new();
+                    }
+                }
+                Ok(Outcome::Close) | Err(_) => break,
+            }
+        }
+        let _ = self.io.shutdown().await;
+    }
+
+    /// Reads more bytes into the buffer; Ok(false) on EOF.
+    async fn fill(&mut self) -> io::Result<bool> {
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        Ok(self.io.read_buf(&mut self.buf).await? > 0)
+    }
+
+    async fn serve_one(&mut self) -> io::Result<Outcome> {
+        let shared = self.shared.clone();
+        let limits = &shared.config.limits;
+        let mut deadline: Option<Instant> = None;
+        let mut phase = self.shared.phase.subscribe();
+
+        // The head.
+        let (head, head_len) = loop {
+            if !self.buf.is_empty() {
+                // The read timeout runs from the first byte of a request, not per read, so a
+                // client trickling one byte at a time cannot hold the connection forever.
+                deadline.get_or_insert_with(|| Instant::now() + shared.config.request_read_timeout);
+                match parse_request_head(&self.buf, limits) {
+                    Ok(HeadStatus::Complete { head, len }) => break (head, len),
+                    Ok(HeadStatus::Partial) => {}
+                    Err(e) => return self.reject(e).await,
+                }
+            }
+            let idle = self.buf.is_empty();
+            if idle && *phase.borrow_and_update() != Phase::Running {
+                return Ok(Outcome::Close);
+            }
+            let wait_until = match deadline {
+                Some(d) => d,
+                None => Instant::now() + self.shared.config.idle_keepalive,
+            };
+            tokio::select! {
+                r = self.fill() => {
+                    if !r? {
+                        return Ok(Outcome::Close);
+                    }
+                }
+                _ = sleep_until(wait_until) => {
+                    if idle {
+                        return Ok(Outcome::Close);
+                    }
+                    return self.timed_out().await;
+                }
+                _ = phase.changed(), if idle => return Ok(Outcome::Close),
+            }
+        };
+        let head_bytes = self.buf.split_to(head_len).freeze();
+        let deadline = deadline.unwrap_or_else(|| Instant::now() + self.shared.config.request_read_timeout);
+
+        // The body, read completely before dispatch so no application thread ever waits on a
+        // slow client.
+        let mut body = Vec::new();
+        let mut trailers = Vec::new();
+        let expect_continue = head.expect_continue && head.version == Version::Http11;
+        match head.framing {
+            BodyFraming::None => {}
+            BodyFraming::Length(n) => {
+                let n = n as usize;
+                if expect_continue && self.buf.len() < n {
+                    self.io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+                }
+                let have = self.buf.len().min(n);
+                body.reserve_exact(n);
+                body.extend_from_slice(&self.buf[..have]);
+                self.buf.advance(have);
+                let mut filled = have;
+                if filled < n {
+                    body.resize(n, 0);
+                    while filled < n {
+                        let read = tokio::select! {
+                            r = self.io.read(&mut body[filled..]) => r?,
+                            _ = sleep_until(deadline) => return self.timed_out().await,
+                        };
+                        if read == 0 {
+                            return Ok(Outcome::Close);
+                        }
+                        filled += read;
+                    }
+                }
+            }
+            BodyFraming::Chunked => {
+                if expect_continue && self.buf.is_empty() {
+                    self.io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+                }
+                let mut decoder = ChunkedDecoder::new(limits);
+                loop {
+                    match decoder.decode(&self.buf, &mut body) {
+                        Ok(consumed) => self.buf.advance(consumed),
+                        Err(e) => return self.reject(e).await,
+                    }
+                    if decoder.is_done() {
+                        break;
+                    }
+                    tokio::select! {
+                        r = self.fill() => {
+                            if !r? {
+                                return Ok(Outcome::Close);
+                            }
+                        }
+                        _ = sleep_until(deadline) => return self.timed_out().await,
+                    }
+                }
+                trailers = decoder.trailers().to_vec();
+            }
+        }
+
+        bump(&self.shared.stats.requests_total);
+        let head_request = head.method.slice(&head_bytes) == b"HEAD";
+        let response = Response::new(
+            self.tx.clone(),
+            head_request,
+            head.version,
+            head.keep_alive,
+            self.shared.draining.clone(),
+        );
+        let exchange = Box::new(Exchange {
+            head,
+            head_bytes,
+            body,
+            trailers,
+            peer: self.peer,
+            listener: self.listener.clone(),
+            response,
+        });
+        match self.shared.queue.push(exchange) {
+            Ok(()) => {}
+            Err(PushError::Full(mut ex)) => {
+                bump(&self.shared.stats.rejected);
+                ex.response.abort_msg();
+                let keep = ex.head.keep_alive && !self.shared.is_draining();
+                drop(ex);
+                let out = simple_response(503, "Service Unavailable\n", !keep, &[("retry-after", "1")]);
+                self.io.write_all(&out).await?;
+                return Ok(if keep { Outcome::KeepAlive } else { Outcome::Close });
+            }
+            Err(PushError::Closed(mut ex)) => {
+                bump(&self.shared.stats.rejected);
+                ex.response.abort_msg();
+                drop(ex);
+                let out = simple_response(503, "Service Unavailable\n", true, &[("retry-after", "1")]);
+                self.io.write_all(&out).await?;
+                return Ok(Outcome::Close);
+            }
+        }
+        self.write_response().await
+    }
+
+    /// Writes what the application thread sends until the response is complete. Messages that
+    /// are already waiting are coalesced into one write.
+    async fn write_response(&mut self) -> io::Result<Outcome> {
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            let Some(msg) = self.rx.recv().await else {
+                return Ok(Outcome::Close);
+            };
+            let mut finished: Option<bool> = None;
+            let absorb = |msg: ResponseMsg, out: &mut Vec<u8>| -> Option<Option<bool>> {
+                match msg {
+                    ResponseMsg::Bytes(b) => {
+                        if out.is_empty() {
+                            *out = b;
+                        } else {
+                            out.extend_from_slice(&b);
+                        }
+                        None
+                    }
+                    ResponseMsg::Final { bytes, close } => {
+                        if out.is_empty() {
+                            *out = bytes;
+                        } else {
+                            out.extend_from_slice(&bytes);
+                        }
+                        Some(Some(close))
+                    }
+                    ResponseMsg::Abort => Some(None),
+                }
+            };
+            let mut aborted = false;
+            match absorb(msg, &mut out) {
+                Some(Some(close)) => finished = Some(close),
+                Some(None) => aborted = true,
+                None => {
+                    while let Ok(next) = self.rx.try_recv() {
+                        match absorb(next, &mut out) {
+                            Some(Some(close)) => {
+                                finished = Some(close);
+                                break;
+                            }
+                            Some(None) => {
+                                aborted = true;
+                                break;
+                            }
+                            None if out.len() >= 256 * 1024 => break,
+                            None => {}
+                        }
+                    }
+                }
+            }
+            if !out.is_empty() {
+                self.io.write_all(&out).await?;
+                out.clear();
+            }
+            if aborted {
+                return Ok(Outcome::Close);
+            }
+            if let Some(close) = finished {
+                return Ok(if close { Outcome::Close } else { Outcome::KeepAlive });
+            }
+        }
+    }
+
+    async fn reject(&mut self, err: ParseError) -> io::Result<Outcome> {
+        bump(&self.shared.stats.parse_errors);
+        let status = err.status();
+        let body = format!("{}\n", hyperion_http::reason_phrase(status));
+        let out = simple_response(status, &body, true, &[]);
+        self.io.write_all(&out).await?;
+        self.linger().await;
+        Ok(Outcome::Close)
+    }
+
+    async fn timed_out(&mut self) -> io::Result<Outcome> {
+        bump(&self.shared.stats.read_timeouts);
+        let out = simple_response(408, "Request Timeout\n", true, &[]);
+        self.io.write_all(&out).await?;
+        self.linger().await;
+        Ok(Outcome::Close)
+    }
+
+    /// Half-closes and discards what the client still sends, briefly, so that closing with
+    /// unread data does not reset the connection before the client has read our answer.
+    async fn linger(&mut self) {
+        if self.io.shutdown().await.is_err() {
+            return;
+        }
+        let mut sink = [0u8; 4096];
+        let mut total = 0usize;
+        let until = Instant::now() + LINGER_TIME;
+        while total < LINGER_BYTES {
+            match timeout(until.saturating_duration_since(Instant::now()), self.io.read(&mut sink)).await {
+                Ok(Ok(n)) if n > 0 => total += n,
+                _ => break,
+            }
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! The engine: binds listeners, runs the I/O thread, and stops gracefully.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+
+use crate::config::EngineConfig;
+use crate::conn::Connection;
+use crate::exchange::{ListenerInfo, Peer};
+use crate::listener::BoundListener;
+use crate::queue::{ExchangeQueue, WaitToken};
+use crate::stats::{bump, Stats, StatsSnapshot};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Running,
+    /// Not accepting; connections finish their current request and close.
+    Draining,
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: EngineConfig,
+    pub(crate) queue: Arc<ExchangeQueue>,
+    pub(crate) stats: Stats,
+    pub(crate) phase: watch::Sender<Phase>,
+    /// Mirrors `phase` for application threads deciding keep-alive without a lock.
+    pub(crate) draining: Arc<AtomicBool>,
+    idle: Notify,
+    stopped: Mutex<bool>,
+    stopped_cv: Condvar,
+}
+
+impl Shared {
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// A running server. Dropping it stops it (gracefully) and waits for the I/O thread.
+pub struct Engine {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    addresses: Vec<String>,
+    ports: Vec<u16>,
+}
+
+impl Engine {
+    /// Binds every listener on the calling thread (so bind errors surface here), then starts
+    /// the I/O thread.
+    pub fn start(config: EngineConfig, listen: &[crate::config::ListenSpec]) -> io::Result<Engine> {
+        raise_open_files_limit();
+        let mut bound = Vec::with_capacity(listen.len());
+        for spec in listen {
+            bound.push(BoundListener::bind(spec, config.listen_backlog)?);
+        }
+        let addresses = bound.iter().map(|l| l.describe()).collect();
+        let ports = bound.iter().filter_map(|l| l.local_port()).collect();
+        let (phase, _) = watch::channel(Phase::Running);
+        let shared = Arc::new(Shared {
+            queue: Arc::new(ExchangeQueue::new(config.max_pending)),
+            config,
+            stats: Stats::default(),
+            phase,
+            draining: Arc::new(AtomicBool::new(false)),
+            idle: Notify::new(),
+            stopped: Mutex::new(false),
+            stopped_cv: Condvar::new(),
+        });
+        let io_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("hyperion-io".into())
+            .spawn(move || run_io_thread(bound, io_shared))?;
+        Ok(Engine {
+            shared,
+            thread: Mutex::new(Some(thread)),
+            addresses,
+            ports,
+        })
+    }
+
+    pub fn queue(&self) -> &Arc<ExchangeQueue> {
+        &self.shared.queue
+    }
+
+    /// Listener addresses as URLs, for the boot log.
+    pub fn addresses(&self) -> &[String] {
+        &self.addresses
+    }
+
+    /// Bound TCP ports (useful with port 0).
+    pub fn ports(&self) -> &[u16] {
+        &self.ports
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shared.stats.snapshot()
+    }
+
+    /// Starts a graceful stop: accepting ends at once, idle connections close, in-flight
+    /// requests get `graceful_timeout` to finish. Safe to call from any thread, repeatedly.
+    pub fn stop(&self) {
+        self.shared.draining.store(true, Ordering::Relaxed);
+        self.shared.phase.send_replace(Phase::Draining);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.shared.is_draining()
+    }
+
+    /// Blocks until the engine has stopped (true), `token` is interrupted or `timeout` passes
+    /// (false).
+    pub fn wait_stopped(&self, token: &WaitToken, timeout: Option<Duration>) -> bool {
+        let mut stopped = self.shared.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        loop {
+            if *stopped {
+                return true;
+            }
+            if token.take_interrupt() {
+                return false;
+            }
+            stopped = match deadline {
+                None => self.shared.stopped_cv.wait(stopped).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = std::time::Instant::now();
+                    if now >= d {
+                        return false;
+                    }
+                    self.shared
+                        .stopped_cv
+                        .wait_timeout(stopped, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+
+    /// Wakes a thread blocked in [`Engine::wait_stopped`] with `token`.
+    pub fn interrupt_wait(&self, token: &WaitToken) {
+        token.interrupt();
+        let _guard = self.shared.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        self.shared.stopped_cv.notify_all();
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        *self.shared.stopped.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Joins the I/O thread once it has stopped.
+    pub fn join(&self) {
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+        self.join();
+    }
+}
+
+fn run_io_thread(listeners: Vec<BoundListener>, shared: Arc<Shared>) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    if let Ok(runtime) = runtime {
+        runtime.block_on(serve(listeners, shared.clone()));
+        // Dropping the runtime cancels whatever the graceful timeout left running.
+        drop(runtime);
+    }
+    shared.queue.close();
+    *shared.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    shared.stopped_cv.notify_all();
+}
+
+async fn serve(listeners: Vec<BoundListener>, shared: Arc<Shared>) {
+    let mut accept_loops = Vec::with_capacity(listeners.len());
+    for listener in listeners {
+        match register(listener, &shared) {
+            Ok(fut) => accept_loops.push(tokio::spawn(fut)),
+            Err(e) => {
+                eprintln!("hyperion: cannot register listener: {e}");
+                shared.draining.store(true, Ordering::Relaxed);
+                shared.phase.send_replace(Phase::Draining);
+            }
+        }
+    }
+    for handle in accept_loops {
+        let _ = handle.await;
+    }
+    // Accepting has ended: wait for open connections to finish, within the graceful timeout.
+    let grace = shared.config.graceful_timeout;
+    let _ = tokio::time::timeout(grace, async {
+        loop {
+            let notified = shared.idle.notified();
+            if shared.stats.connections_active.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    })
+    .await;
+}
+
+type AcceptLoop = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+fn register(listener: BoundListener, shared: &Arc<Shared>) -> io::Result<AcceptLoop> {
+    let shared = shared.clone();
+    match listener {
+        BoundListener::Tcp(std_listener, addr) => {
+            let listener = tokio::net::TcpListener::from_std(std_listener)?;
+            let info = Arc::new(ListenerInfo {
+                server_name: match addr.ip() {
+                    std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                    ip => ip.to_string(),
+                },
+                server_port: addr.port(),
+                scheme: "http",
+            });
+            Ok(Box::pin(async move {
+                let mut phase = shared.phase.subscribe();
+                loop {
+                    if *phase.borrow_and_update() != Phase::Running {
+                        break;
+                    }
+                    tokio::select! {
+                        accepted = listener.accept() => match accepted {
+                            Ok((stream, peer)) => {
+                                let _ = stream.set_nodelay(true);
+                                spawn_connection(stream, Peer::Tcp(peer), &shared, &info);
+                            }
+                            Err(e) => accept_error(e).await,
+                        },
+                        _ = phase.changed() => {}
+                    }
+                }
+            }))
+        }
+        BoundListener::Unix(std_listener, path) => {
+            let listener = tokio::net::UnixListener::from_std(std_listener)?;
+            let info = Arc::new(ListenerInfo {
+                server_name: "localhost".into(),
+                server_port: 0,
+                scheme: "http",
+            });
+            Ok(Box::pin(async move {
+                let mut phase = shared.phase.subscribe();
+                loop {
+                    if *phase.borrow_and_update() != Phase::Running {
+                        break;
+                    }
+                    tokio::select! {
+                        accepted = listener.accept() => match accepted {
+                            Ok((stream, _)) => spawn_connection(stream, Peer::Unix, &shared, &info),
+                            Err(e) => accept_error(e).await,
+                        },
+                        _ = phase.changed() => {}
+                    }
+                }
+                drop(listener);
+                let _ = std::fs::remove_file(&path);
+            }))
+        }
+    }
+}
+
+/// Out of descriptors or memory: back off briefly instead of spinning on accept.
+async fn accept_error(e: io::Error) {
+    let transient = matches!(
+        e.raw_os_error(),
+        Some(libc::ECONNABORTED) | Some(libc::EINTR) | Some(libc::EPROTO)
+    );
+    if !transient {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn spawn_connection<S>(io: S, peer: Peer, shared: &Arc<Shared>, info: &Arc<ListenerInfo>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    bump(&shared.stats.connections_accepted);
+    shared.stats.connections_active.fetch_add(1, Ordering::AcqRel);
+    let guard = ActiveGuard(shared.clone());
+    let conn = Connection::new(io, peer, shared.clone(), info.clone());
+    tokio::spawn(async move {
+        conn.run().await;
+        drop(guard);
+    });
+}
+
+/// Decrements the active-connection count however the connection ends (including being
+/// cancelled when the runtime shuts down).
+struct ActiveGuard(Arc<Shared>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        if self.0.stats.connections_active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Idle keep-alive connections are cheap, but each still needs a descriptor: take the hard
+/// limit as the soft one, like nginx's worker_rlimit_nofile.
+fn raise_open_files_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! One request and the means to answer it: what an I/O thread hands an application thread.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyperion_http::RequestHead;
+
+use crate::response::Response;
+
+/// Who is on the other end of the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peer {
+    Tcp(SocketAddr),
+    /// A Unix-domain socket peer has no address of its own.
+    Unix,
+}
+
+/// Facts about the listener a request arrived on, shared by all its connections.
+#[derive(Debug)]
+pub struct ListenerInfo {
+    /// Fallback SERVER_NAME when the request carries no Host (HTTP/1.0).
+    pub server_name: String,
+    /// Fallback SERVER_PORT, also used when Host has no port.
+    pub server_port: u16,
+    /// "http" or "https".
+    pub scheme: &'static str,
+}
+
+pub struct Exchange {
+    pub head: RequestHead,
+    /// The bytes `head`'s spans point into.
+    pub head_bytes: Bytes,
+    /// The whole request body, already read (and de-chunked).
+    pub body: Vec<u8>,
+    /// Trailer fields of a chunked body.
+    pub trailers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub peer: Peer,
+    pub listener: Arc<ListenerInfo>,
+    pub response: Response,
+}
+
+impl Exchange {
+    pub fn method(&self) -> &[u8] {
+        self.head.method.slice(&self.head_bytes)
+    }
+
+    pub fn path(&self) -> &[u8] {
+        self.head.path.slice(&self.head_bytes)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.head
+            .headers
+            .iter()
+            .find(|h| h.name.slice(&self.head_bytes).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|h| h.value.slice(&self.head_bytes))
+    }
+}
+
+impl std::fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange")
+            .field("method", &String::from_utf8_lossy(self.method()))
+            .field("path", &String::from_utf8_lossy(self.path()))
+            .field("peer", &self.peer)
+            .finish()
+    }
+}

@@ -1,0 +1,22 @@
+//! The Hyperion server engine.
+//!
+//! It owns every socket: listeners, accepted connections, reads, parsing, writes and timers run
+//! on a native I/O thread. Complete requests become [`Exchange`]s on a bounded
+//! [`ExchangeQueue`]; application threads (Ruby, or any Rust code) pop them, answer through the
+//! exchange's [`Response`], and never touch a socket. Nothing here knows about Ruby.
+
+pub mod config;
+mod conn;
+pub mod engine;
+pub mod exchange;
+pub mod listener;
+pub mod queue;
+pub mod response;
+pub mod stats;
+
+pub use config::{EngineConfig, ListenSpec};
+pub use engine::Engine;
+pub use exchange::{Exchange, ListenerInfo, Peer};
+pub use queue::{ExchangeQueue, Pop, PushError, WaitToken};
+pub use response::{Disconnected, HeadBuilder, Response, ResponseError, ResponseMsg, ResponseSender};
+pub use stats::StatsSnapshot;

@@ -1,0 +1,580 @@
+//! Building and sending an HTTP/1.x response from an application thread.
+//!
+//! The application thread encodes the head (and, for buffered bodies, the body) into one buffer
+//! and passes it to the connection's I/O task over a small channel; the I/O task only writes.
+//! Framing decisions (content-length, chunked, close) are made here and nowhere else.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use hyperion_http::{is_valid_header_name, is_valid_header_value, write_chunk, Version, LAST_CHUNK};
+use tokio::sync::mpsc;
+
+/// What travels from an application thread to the connection task.
+#[derive(Debug)]
+pub enum ResponseMsg {
+    /// Bytes to write; more follow.
+    Bytes(Vec<u8>),
+    /// The last bytes of the response; `close` ends the connection after writing them.
+    Final { bytes: Vec<u8>, close: bool },
+    /// The response cannot be completed: close the connection without writing more.
+    Abort,
+}
+
+/// Why a response was refused before anything reached the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResponseError {
+    InvalidStatus(i64),
+    InvalidHeaderName(String),
+    InvalidHeaderValue(String),
+    InvalidContentLength(String),
+    AlreadyStarted,
+    NotStreaming,
+}
+
+impl std::fmt::Display for ResponseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResponseError::InvalidStatus(s) => write!(f, "invalid response status {s}"),
+            ResponseError::InvalidHeaderName(n) => write!(f, "invalid response header name {n:?}"),
+            ResponseError::InvalidHeaderValue(n) => {
+                write!(f, "invalid value for response header {n:?} (CR, LF, NUL or control character)")
+            }
+            ResponseError::InvalidContentLength(v) => write!(f, "invalid content-length {v:?}"),
+            ResponseError::AlreadyStarted => f.write_str("response already started"),
+            ResponseError::NotStreaming => f.write_str("response is not streaming"),
+        }
+    }
+}
+
+impl std::error::Error for ResponseError {}
+
+/// A handle for sending from outside any lock, e.g. while the caller's runtime lock (the GVL)
+/// is released.
+#[derive(Clone)]
+pub struct ResponseSender(mpsc::Sender<ResponseMsg>);
+
+impl ResponseSender {
+    /// Blocks the calling (non-runtime) thread until the connection task has room.
+    pub fn send_blocking(&self, msg: ResponseMsg) -> Result<(), Disconnected> {
+        self.0.blocking_send(msg).map_err(|_| Disconnected)
+    }
+}
+
+/// The connection is gone; nothing more can be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Disconnected;
+
+/// A response head under construction. Headers go straight into the output buffer; the framing
+/// headers are appended by [`Response`] once the body's shape is known.
+pub struct HeadBuilder {
+    buf: Vec<u8>,
+    status: u16,
+    content_length: Option<u64>,
+    app_close: bool,
+    has_date: bool,
+}
+
+impl HeadBuilder {
+    pub fn new(status: i64, size_hint: usize) -> Result<Self, ResponseError> {
+        if !(100..=999).contains(&status) {
+            return Err(ResponseError::InvalidStatus(status));
+        }
+        let mut buf = Vec::with_capacity(size_hint.max(256));
+        hyperion_http::write_status_line(&mut buf, status as u16);
+        Ok(HeadBuilder {
+            buf,
+            status: status as u16,
+            content_length: None,
+            app_close: false,
+            has_date: false,
+        })
+    }
+
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Adds one header line. Framing headers are interpreted, not copied: the server frames
+    /// the body itself so the app cannot desynchronise the connection.
+    pub fn header(&mut self, name: &[u8], value: &[u8]) -> Result<(), ResponseError> {
+        if !is_valid_header_name(name) {
+            return Err(ResponseError::InvalidHeaderName(String::from_utf8_lossy(name).into()));
+        }
+        if !is_valid_header_value(value) {
+            return Err(ResponseError::InvalidHeaderValue(String::from_utf8_lossy(name).into()));
+        }
+        match name.len() {
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                let text = std::str::from_utf8(value).ok();
+                let parsed = text
+                    .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|t| t.parse::<u64>().ok());
+                match parsed {
+                    Some(n) => self.content_length = Some(n),
+                    None => {
+                        return Err(ResponseError::InvalidContentLength(
+                            String::from_utf8_lossy(value).into(),
+                        ))
+                    }
+                }
+                return Ok(());
+            }
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => return Ok(()),
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                if value
+                    .split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+                {
+                    self.app_close = true;
+                }
+                return Ok(());
+            }
+            4 if name.eq_ignore_ascii_case(b"date") => self.has_date = true,
+            _ => {}
+        }
+        self.buf.extend_from_slice(name);
+        self.buf.extend_from_slice(b": ");
+        self.buf.extend_from_slice(value);
+        self.buf.extend_from_slice(b"\r\n");
+        Ok(())
+    }
+
+    /// Content-length the app declared, if any.
+    pub fn declared_length(&self) -> Option<u64> {
+        self.content_length
+    }
+}
+
+/// How the body of a streamed response is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamFraming {
+    /// HEAD, 1xx, 204, 304: the head is all there is.
+    NoBody,
+    /// The app declared a content-length: bytes go out as-is, exactly that many.
+    Length { remaining: u64 },
+    Chunked,
+    /// HTTP/1.0 client and unknown length: the end of the body is the end of the connection.
+    UntilClose,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Pending,
+    Streaming { framing: StreamFraming, keep_alive: bool },
+    Done,
+}
+
+/// The sending half of one exchange's response.
+pub struct Response {
+    tx: mpsc::Sender<ResponseMsg>,
+    head_request: bool,
+    version: Version,
+    keep_alive: bool,
+    draining: Arc<AtomicBool>,
+    state: State,
+}
+
+fn body_allowed(status: u16) -> bool {
+    !(100..200).contains(&status) && status != 204 && status != 304
+}
+
+impl Response {
+    pub(crate) fn new(
+        tx: mpsc::Sender<ResponseMsg>,
+        head_request: bool,
+        version: Version,
+        keep_alive: bool,
+        draining: Arc<AtomicBool>,
+    ) -> Self {
+        Response {
+            tx,
+            head_request,
+            version,
+            keep_alive,
+            draining,
+            state: State::Pending,
+        }
+    }
+
+    pub fn is_head_request(&self) -> bool {
+        self.head_request
+    }
+
+    pub fn is_started(&self) -> bool {
+        self.state != State::Pending
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    fn keep_alive_for(&self, head: &HeadBuilder) -> bool {
+        self.keep_alive && !head.app_close && !self.draining.load(Ordering::Relaxed)
+    }
+
+    fn finish_head(&self, head: &mut HeadBuilder, keep_alive: bool) {
+        let buf = &mut head.buf;
+        if !head.has_date {
+            buf.extend_from_slice(b"date: ");
+            buf.extend_from_slice(&hyperion_http::http_date());
+            buf.extend_from_slice(b"\r\n");
+        }
+        if !keep_alive {
+            buf.extend_from_slice(b"connection: close\r\n");
+        } else if self.version == Version::Http10 {
+            buf.extend_from_slice(b"connection: keep-alive\r\n");
+        }
+        buf.extend_from_slice(b"\r\n");
+    }
+
+    /// Encodes a response whose body is fully known: `body_len` bytes, appended by `fill` into
+    /// the returned buffer (only when a body is to be sent). Returns the message to send.
+    pub fn encode_full(
+        &mut self,
+        mut head: HeadBuilder,
+        body_len: u64,
+        fill: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<ResponseMsg, ResponseError> {
+        if self.state != State::Pending {
+            return Err(ResponseError::AlreadyStarted);
+        }
+        let keep_alive = self.keep_alive_for(&head);
+        let with_body = body_allowed(head.status);
+        if with_body {
+            // A HEAD response reports the length a GET would have had; the app may know it.
+            let len = match (self.head_request, head.content_length) {
+                (true, Some(declared)) => declared,
+                _ => body_len,
+            };
+            let digits = itoa_buf(len);
+            head.buf.extend_from_slice(b"content-length: ");
+            head.buf.extend_from_slice(digits.as_bytes());
+            head.buf.extend_from_slice(b"\r\n");
+        }
+        self.finish_head(&mut head, keep_alive);
+        let mut bytes = head.buf;
+        if with_body && !self.head_request && body_len > 0 {
+            bytes.reserve(body_len as usize);
+            fill(&mut bytes);
+        }
+        self.state = State::Done;
+        Ok(ResponseMsg::Final {
+            bytes,
+            close: !keep_alive,
+        })
+    }
+
+    /// Starts a streamed response: returns the head to send. Chunks follow through
+    /// [`Response::encode_chunk`] and the end through [`Response::encode_end`].
+    pub fn encode_stream_head(&mut self, mut head: HeadBuilder) -> Result<ResponseMsg, ResponseError> {
+        if self.state != State::Pending {
+            return Err(ResponseError::AlreadyStarted);
+        }
+        let mut keep_alive = self.keep_alive_for(&head);
+        let framing = if !body_allowed(head.status) {
+            StreamFraming::NoBody
+        } else if let Some(len) = head.content_length {
+            let digits = itoa_buf(len);
+            head.buf.extend_from_slice(b"content-length: ");
+            head.buf.extend_from_slice(digits.as_bytes());
+            head.buf.extend_from_slice(b"\r\n");
+            if self.head_request {
+                StreamFraming::NoBody
+            } else {
+                StreamFraming::Length { remaining: len }
+            }
+        } else if self.head_request {
+            StreamFraming::NoBody
+        } else if self.version == Version::Http11 {
+            head.buf.extend_from_slice(b"transfer-encoding: chunked\r\n");
+            StreamFraming::Chunked
+        } else {
+            keep_alive = false;
+            StreamFraming::UntilClose
+        };
+        self.finish_head(&mut head, keep_alive);
+        self.state = State::Streaming { framing, keep_alive };
+        Ok(ResponseMsg::Bytes(head.buf))
+    }
+
+    /// Encodes one body chunk; `None` when there is nothing to send (empty chunk, HEAD, or a
+    /// declared length already reached — excess bytes are dropped and the connection closed).
+    pub fn encode_chunk(&mut self, data: &[u8]) -> Result<Option<ResponseMsg>, ResponseError> {
+        let State::Streaming { framing, keep_alive } = &mut self.state else {
+            return Err(ResponseError::NotStreaming);
+        };
+        if data.is_empty() {
+            return Ok(None);
+        }
+        match framing {
+            StreamFraming::NoBody => Ok(None),
+            StreamFraming::Chunked => {
+                let mut out = Vec::with_capacity(data.len() + 16);
+                write_chunk(&mut out, data);
+                Ok(Some(ResponseMsg::Bytes(out)))
+            }
+            StreamFraming::UntilClose => Ok(Some(ResponseMsg::Bytes(data.to_vec()))),
+            StreamFraming::Length { remaining } => {
+                let take = (*remaining).min(data.len() as u64) as usize;
+                if take < data.len() {
+                    // The app wrote more than it declared; the peer must not read the excess
+                    // as the next response.
+                    *keep_alive = false;
+                }
+                *remaining -= take as u64;
+                if take == 0 {
+                    return Ok(None);
+                }
+                Ok(Some(ResponseMsg::Bytes(data[..take].to_vec())))
+            }
+        }
+    }
+
+    /// Ends a streamed response.
+    pub fn encode_end(&mut self) -> Result<ResponseMsg, ResponseError> {
+        let State::Streaming { framing, keep_alive } = self.state else {
+            return Err(ResponseError::NotStreaming);
+        };
+        self.state = State::Done;
+        Ok(match framing {
+            StreamFraming::Chunked => ResponseMsg::Final {
+                bytes: LAST_CHUNK.to_vec(),
+                close: !keep_alive,
+            },
+            // Fewer bytes than declared: the only honest end is closing the connection.
+            StreamFraming::Length { remaining } if remaining > 0 => ResponseMsg::Abort,
+            StreamFraming::UntilClose => ResponseMsg::Final {
+                bytes: Vec::new(),
+                close: true,
+            },
+            _ => ResponseMsg::Final {
+                bytes: Vec::new(),
+                close: !keep_alive,
+            },
+        })
+    }
+
+    /// Marks the response failed: the connection is closed without further writes.
+    pub fn abort_msg(&mut self) -> ResponseMsg {
+        self.state = State::Done;
+        ResponseMsg::Abort
+    }
+
+    /// Sends without blocking. `Err(Ok(msg))` means the channel is full: the caller should
+    /// send it through [`Response::sender`] (after releasing any lock it holds).
+    pub fn try_send(&self, msg: ResponseMsg) -> Result<(), Result<ResponseMsg, Disconnected>> {
+        match self.tx.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(msg)) => Err(Ok(msg)),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Err(Disconnected)),
+        }
+    }
+
+    pub fn sender(&self) -> ResponseSender {
+        ResponseSender(self.tx.clone())
+    }
+
+    /// Sends, blocking when the connection task is behind (backpressure from a slow client).
+    pub fn send(&self, msg: ResponseMsg) -> Result<(), Disconnected> {
+        match self.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(Ok(msg)) => self.sender().send_blocking(msg),
+            Err(Err(d)) => Err(d),
+        }
+    }
+}
+
+impl Drop for Response {
+    fn drop(&mut self) {
+        // An exchange dropped without an answer (app thread died, engine stopping) must not
+        // leave its connection waiting forever.
+        if self.state != State::Done {
+            let _ = self.tx.try_send(ResponseMsg::Abort);
+        }
+    }
+}
+
+/// Decimal digits of `n` without allocating.
+struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+fn itoa_buf(mut n: u64) -> Digits {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    Digits { buf, start: i }
+}
+
+/// A complete response the engine writes by itself (errors, 503), always closing or keeping
+/// alive as told.
+pub fn simple_response(status: u16, body: &str, close: bool, extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160 + body.len());
+    hyperion_http::write_status_line(&mut out, status);
+    out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\ncontent-length: ");
+    out.extend_from_slice(itoa_buf(body.len() as u64).as_bytes());
+    out.extend_from_slice(b"\r\ndate: ");
+    out.extend_from_slice(&hyperion_http::http_date());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in extra {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(version: Version, head_request: bool, keep_alive: bool) -> (Response, mpsc::Receiver<ResponseMsg>) {
+        let (tx, rx) = mpsc::channel(8);
+        (
+            Response::new(tx, head_request, version, keep_alive, Arc::new(AtomicBool::new(false))),
+            rx,
+        )
+    }
+
+    fn text(msg: &ResponseMsg) -> String {
+        match msg {
+            ResponseMsg::Bytes(b) | ResponseMsg::Final { bytes: b, .. } => String::from_utf8_lossy(b).into_owned(),
+            ResponseMsg::Abort => "<abort>".into(),
+        }
+    }
+
+    #[test]
+    fn full_response_gets_content_length_and_body_in_one_buffer() {
+        let (mut r, _rx) = response(Version::Http11, false, true);
+        let mut head = HeadBuilder::new(200, 0).unwrap();
+        head.header(b"content-type", b"text/plain").unwrap();
+        let msg = r.encode_full(head, 5, |b| b.extend_from_slice(b"hello")).unwrap();
+        let s = text(&msg);
+        assert!(s.starts_with("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5\r\ndate: "), "{s}");
+        assert!(s.ends_with("GMT\r\n\r\nhello"), "{s}");
+        assert!(matches!(msg, ResponseMsg::Final { close: false, .. }));
+    }
+
+    #[test]
+    fn app_framing_headers_are_replaced() {
+        let (mut r, _rx) = response(Version::Http11, false, true);
+        let mut head = HeadBuilder::new(200, 0).unwrap();
+        head.header(b"transfer-encoding", b"chunked").unwrap();
+        head.header(b"content-length", b"999").unwrap();
+        let s = text(&r.encode_full(head, 2, |b| b.extend_from_slice(b"ok")).unwrap());
+        assert!(s.contains("content-length: 2\r\n"), "{s}");
+        assert!(!s.contains("999") && !s.contains("transfer-encoding"), "{s}");
+    }
+
+    #[test]
+    fn head_keeps_declared_length_and_sends_no_body() {
+        let (mut r, _rx) = response(Version::Http11, true, true);
+        let mut head = HeadBuilder::new(200, 0).unwrap();
+        head.header(b"content-length", b"1234").unwrap();
+        let s = text(&r.encode_full(head, 0, |b| b.extend_from_slice(b"never")).unwrap());
+        assert!(s.contains("content-length: 1234\r\n") && s.ends_with("\r\n\r\n"), "{s}");
+    }
+
+    #[test]
+    fn no_body_statuses_have_no_framing() {
+        for status in [101, 204, 304] {
+            let (mut r, _rx) = response(Version::Http11, false, true);
+            let head = HeadBuilder::new(status, 0).unwrap();
+            let s = text(&r.encode_full(head, 3, |b| b.extend_from_slice(b"abc")).unwrap());
+            assert!(!s.contains("content-length") && s.ends_with("\r\n\r\n"), "{status}: {s}");
+        }
+    }
+
+    #[test]
+    fn rejects_crlf_and_nul_in_values_and_bad_names() {
+        let mut head = HeadBuilder::new(200, 0).unwrap();
+        assert!(head.header(b"x-a", b"a\r\nset-cookie: evil").is_err());
+        assert!(head.header(b"x-a", b"a\nb").is_err());
+        assert!(head.header(b"x-a", b"a\0b").is_err());
+        assert!(head.header(b"bad name", b"v").is_err());
+        assert!(head.header(b"", b"v").is_err());
+        assert!(HeadBuilder::new(99, 0).is_err());
+        assert!(HeadBuilder::new(1000, 0).is_err());
+    }
+
+    #[test]
+    fn streaming_http11_is_chunked_and_ends_with_last_chunk() {
+        let (mut r, _rx) = response(Version::Http11, false, true);
+        let head = HeadBuilder::new(200, 0).unwrap();
+        let h = text(&r.encode_stream_head(head).unwrap());
+        assert!(h.contains("transfer-encoding: chunked\r\n"), "{h}");
+        assert_eq!(text(&r.encode_chunk(b"hello").unwrap().unwrap()), "5\r\nhello\r\n");
+        assert!(r.encode_chunk(b"").unwrap().is_none());
+        let end = r.encode_end().unwrap();
+        assert_eq!(text(&end), "0\r\n\r\n");
+        assert!(matches!(end, ResponseMsg::Final { close: false, .. }));
+    }
+
+    #[test]
+    fn streaming_http10_without_length_closes() {
+        let (mut r, _rx) = response(Version::Http10, false, true);
+        let h = text(&r.encode_stream_head(HeadBuilder::new(200, 0).unwrap()).unwrap());
+        assert!(h.contains("connection: close") && !h.contains("chunked"), "{h}");
+        assert_eq!(text(&r.encode_chunk(b"raw").unwrap().unwrap()), "raw");
+        assert!(matches!(r.encode_end().unwrap(), ResponseMsg::Final { close: true, .. }));
+    }
+
+    #[test]
+    fn streaming_with_declared_length_is_exact() {
+        let (mut r, _rx) = response(Version::Http11, false, true);
+        let mut head = HeadBuilder::new(200, 0).unwrap();
+        head.header(b"content-length", b"4").unwrap();
+        r.encode_stream_head(head).unwrap();
+        assert_eq!(text(&r.encode_chunk(b"ab").unwrap().unwrap()), "ab");
+        assert!(matches!(r.encode_end().unwrap(), ResponseMsg::Abort), "short body must abort");
+
+        let (mut r, _rx) = response(Version::Http11, false, true);
+        let mut head = HeadBuilder::new(200, 0).unwrap();
+        head.header(b"content-length", b"2").unwrap();
+        r.encode_stream_head(head).unwrap();
+        assert_eq!(text(&r.encode_chunk(b"abcd").unwrap().unwrap()), "ab");
+        assert!(matches!(r.encode_end().unwrap(), ResponseMsg::Final { close: true, .. }));
+    }
+
+    #[test]
+    fn connection_close_from_app_and_http10_keep_alive() {
+        let (mut r, _rx) = response(Version::Http11, false, true);
+        let mut head = HeadBuilder::new(200, 0).unwrap();
+        head.header(b"connection", b"close").unwrap();
+        let msg = r.encode_full(head, 0, |_| {}).unwrap();
+        assert!(text(&msg).contains("connection: close\r\n"));
+        assert!(matches!(msg, ResponseMsg::Final { close: true, .. }));
+
+        let (mut r, _rx) = response(Version::Http10, false, true);
+        let msg = r.encode_full(HeadBuilder::new(200, 0).unwrap(), 0, |_| {}).unwrap();
+        assert!(text(&msg).contains("connection: keep-alive\r\n"));
+    }
+
+    #[test]
+    fn dropping_an_unanswered_response_aborts_the_connection() {
+        let (r, mut rx) = response(Version::Http11, false, true);
+        drop(r);
+        assert!(matches!(rx.try_recv().unwrap(), ResponseMsg::Abort));
+    }
+}

@@ -1,0 +1,229 @@
+//! Building the Rack env for one exchange, in one call, with interned keys.
+
+use std::sync::OnceLock;
+
+use hyperion_engine::{Exchange, Peer};
+use hyperion_http::{cgi_header_key, is_content_length, is_content_type, Version};
+use magnus::rb_sys::{AsRawValue, FromRawValue};
+use magnus::value::{Lazy, ReprValue};
+use magnus::{Error, Module, RClass, RHash, Ruby, Value};
+use rb_sys::VALUE;
+
+/// Keys and constant values, interned once and kept alive for the life of the process.
+struct Interned {
+    request_method: VALUE,
+    path_info: VALUE,
+    query_string: VALUE,
+    request_uri: VALUE,
+    server_name: VALUE,
+    server_port: VALUE,
+    server_protocol: VALUE,
+    remote_addr: VALUE,
+    content_type: VALUE,
+    content_length: VALUE,
+    rack_input: VALUE,
+    rack_url_scheme: VALUE,
+    rack_response_finished: VALUE,
+    http_1_1: VALUE,
+    http_1_0: VALUE,
+}
+
+// SAFETY: VALUEs of permanently registered frozen strings are plain words, valid on any Ruby
+// thread; they are only dereferenced by Ruby with the GVL held.
+unsafe impl Send for Interned {}
+unsafe impl Sync for Interned {}
+
+static INTERNED: OnceLock<Interned> = OnceLock::new();
+
+static STRING_IO: Lazy<RClass> = Lazy::new(|ruby| {
+    ruby.class_object()
+        .const_get("StringIO")
+        .expect("stringio is required before the engine starts")
+});
+
+fn intern(bytes: &[u8]) -> VALUE {
+    // SAFETY: called with the GVL held; rb_interned_str copies the bytes.
+    unsafe { rb_sys::rb_interned_str(bytes.as_ptr() as *const _, bytes.len() as _) }
+}
+
+fn permanent(bytes: &[u8]) -> VALUE {
+    let v = intern(bytes);
+    // SAFETY: GVL held; keeps the interned string from ever being collected.
+    unsafe { rb_sys::rb_gc_register_mark_object(v) };
+    v
+}
+
+pub fn init() {
+    INTERNED.get_or_init(|| Interned {
+        request_method: permanent(b"REQUEST_METHOD"),
+        path_info: permanent(b"PATH_INFO"),
+        query_string: permanent(b"QUERY_STRING"),
+        request_uri: permanent(b"REQUEST_URI"),
+        server_name: permanent(b"SERVER_NAME"),
+        server_port: permanent(b"SERVER_PORT"),
+        server_protocol: permanent(b"SERVER_PROTOCOL"),
+        remote_addr: permanent(b"REMOTE_ADDR"),
+        content_type: permanent(b"CONTENT_TYPE"),
+        content_length: permanent(b"CONTENT_LENGTH"),
+        rack_input: permanent(b"rack.input"),
+        rack_url_scheme: permanent(b"rack.url_scheme"),
+        rack_response_finished: permanent(b"rack.response_finished"),
+        http_1_1: permanent(b"HTTP/1.1"),
+        http_1_0: permanent(b"HTTP/1.0"),
+    });
+}
+
+fn new_str(bytes: &[u8]) -> VALUE {
+    // SAFETY: GVL held; copies the bytes into a new (binary) String.
+    unsafe { rb_sys::rb_str_new(bytes.as_ptr() as *const _, bytes.len() as _) }
+}
+
+fn aset(env: VALUE, key: VALUE, value: VALUE) {
+    // SAFETY: GVL held; `env` is a fresh, unfrozen Hash and keys are frozen Strings.
+    unsafe { rb_sys::rb_hash_aset(env, key, value) };
+}
+
+/// Splits a Host value into name and port; IPv6 literals keep their brackets.
+fn split_host(host: &[u8]) -> (&[u8], Option<&[u8]>) {
+    if host.first() == Some(&b'[') {
+        if let Some(close) = host.iter().position(|&b| b == b']') {
+            let name = &host[..=close];
+            let rest = &host[close + 1..];
+            return match rest.strip_prefix(b":") {
+                Some(port) if !port.is_empty() => (name, Some(port)),
+                _ => (name, None),
+            };
+        }
+        return (host, None);
+    }
+    match host.iter().rposition(|&b| b == b':') {
+        Some(i) if i + 1 < host.len() => (&host[..i], Some(&host[i + 1..])),
+        Some(i) => (&host[..i], None),
+        None => (host, None),
+    }
+}
+
+/// Builds the env: a copy of `template` (the per-server constants) plus this request.
+pub fn build(ruby: &Ruby, ex: &Exchange, template: RHash) -> Result<RHash, Error> {
+    let k = INTERNED.get().expect("env::init runs at load");
+    // SAFETY: GVL held; `template` is a Hash (checked by the caller's conversion).
+    let env = unsafe { rb_sys::rb_hash_dup(template.as_raw()) };
+    let buf = &ex.head_bytes[..];
+    let head = &ex.head;
+
+    aset(env, k.request_method, intern(head.method.slice(buf)));
+    aset(env, k.path_info, new_str(head.path.slice(buf)));
+    aset(env, k.query_string, new_str(head.query.slice(buf)));
+    aset(env, k.request_uri, new_str(head.target.slice(buf)));
+    aset(
+        env,
+        k.server_protocol,
+        match head.version {
+            Version::Http11 => k.http_1_1,
+            Version::Http10 => k.http_1_0,
+        },
+    );
+    aset(env, k.rack_url_scheme, intern(ex.listener.scheme.as_bytes()));
+
+    let default_port: &[u8] = if ex.listener.scheme == "https" { b"443" } else { b"80" };
+    match head.host {
+        Some(span) => {
+            let (name, port) = split_host(span.slice(buf));
+            aset(env, k.server_name, new_str(name));
+            aset(env, k.server_port, new_str(port.unwrap_or(default_port)));
+        }
+        None => {
+            aset(env, k.server_name, new_str(ex.listener.server_name.as_bytes()));
+            if ex.listener.server_port == 0 {
+                aset(env, k.server_port, new_str(default_port));
+            } else {
+                aset(env, k.server_port, new_str(ex.listener.server_port.to_string().as_bytes()));
+            }
+        }
+    }
+    match ex.peer {
+        Peer::Tcp(addr) => aset(env, k.remote_addr, new_str(addr.ip().to_string().as_bytes())),
+        Peer::Unix => aset(env, k.remote_addr, new_str(b"127.0.0.1")),
+    }
+
+    let mut key = Vec::with_capacity(64);
+    let mut saw_length = false;
+    for h in &head.headers {
+        let name = h.name.slice(buf);
+        let value = h.value.slice(buf);
+        if is_content_type(name) {
+            aset(env, k.content_type, new_str(value));
+            continue;
+        }
+        if is_content_length(name) {
+            saw_length = true;
+            aset(env, k.content_length, new_str(value));
+            continue;
+        }
+        key.clear();
+        if !cgi_header_key(name, &mut key) {
+            continue;
+        }
+        if key == b"HTTP_TRANSFER_ENCODING" {
+            // The body handed to the app is already de-chunked; its length is below.
+            continue;
+        }
+        add_header(env, &key, value);
+    }
+    if !saw_length && (!ex.body.is_empty() || !ex.trailers.is_empty()) {
+        aset(env, k.content_length, new_str(ex.body.len().to_string().as_bytes()));
+    }
+    for (name, value) in &ex.trailers {
+        key.clear();
+        if cgi_header_key(name, &mut key) {
+            let key_v = intern(&key);
+            // SAFETY: GVL held. Trailers never override a header of the head.
+            let existing = unsafe { rb_sys::rb_hash_lookup2(env, key_v, rb_sys::Qundef as VALUE) };
+            if existing == rb_sys::Qundef as VALUE {
+                aset(env, key_v, new_str(value));
+            }
+        }
+    }
+
+    let body = new_str(&ex.body);
+    let string_io: RClass = ruby.get_inner(&STRING_IO);
+    // SAFETY: GVL held; `body` is a live String on this stack.
+    let input: Value = string_io.funcall("new", (unsafe { Value::from_raw(body) },))?;
+    // SAFETY: GVL held.
+    unsafe {
+        aset(env, k.rack_input, input.as_raw());
+        aset(env, k.rack_response_finished, rb_sys::rb_ary_new());
+    }
+    // SAFETY: `env` is the Hash created above.
+    Ok(unsafe { RHash::from_value(Value::from_raw(env)).unwrap_unchecked() })
+}
+
+/// Repeated fields are joined as one value (RFC 9110 5.3); cookies with "; ".
+fn add_header(env: VALUE, key: &[u8], value: &[u8]) {
+    let key_v = intern(key);
+    // SAFETY: GVL held; values we stored are fresh, unfrozen Strings.
+    unsafe {
+        let existing = rb_sys::rb_hash_lookup2(env, key_v, rb_sys::Qundef as VALUE);
+        if existing == rb_sys::Qundef as VALUE {
+            aset(env, key_v, new_str(value));
+        } else {
+            let sep: &[u8] = if key == b"HTTP_COOKIE" { b"; " } else { b", " };
+            rb_sys::rb_str_cat(existing, sep.as_ptr() as *const _, sep.len() as _);
+            rb_sys::rb_str_cat(existing, value.as_ptr() as *const _, value.len() as _);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_host;
+
+    #[test]
+    fn host_splitting_is_ipv6_safe() {
+        assert_eq!(split_host(b"example.com"), (&b"example.com"[..], None));
+        assert_eq!(split_host(b"example.com:8080"), (&b"example.com"[..], Some(&b"8080"[..])));
+        assert_eq!(split_host(b"[::1]"), (&b"[::1]"[..], None));
+        assert_eq!(split_host(b"[::1]:9292"), (&b"[::1]"[..], Some(&b"9292"[..])));
+        assert_eq!(split_host(b"[fe80::1%25eth0]:80"), (&b"[fe80::1%25eth0]"[..], Some(&b"80"[..])));
+    }
+}

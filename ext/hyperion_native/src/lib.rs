@@ -1,0 +1,449 @@
+//! Ruby bindings: `Hyperion::Native::Engine` and `Hyperion::Native::Exchange`.
+//!
+//! Ruby enters here to wait for work (with the GVL released), to build a request's env, and
+//! to hand back a response; everything else happens on the engine's I/O thread.
+
+mod env;
+mod gvl;
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyperion_engine::{
+    Engine, EngineConfig, Exchange, HeadBuilder, ListenSpec, Pop, ResponseError, ResponseMsg, WaitToken,
+};
+use magnus::prelude::*;
+use magnus::value::Lazy;
+use magnus::{function, method, Error, ExceptionClass, RArray, RHash, RModule, RString, Ruby, Value};
+
+static INVALID_RESPONSE: Lazy<ExceptionClass> = Lazy::new(|ruby| {
+    let native: RModule = ruby
+        .class_object()
+        .const_get::<_, RModule>("Hyperion")
+        .and_then(|m| m.const_get("Native"))
+        .expect("Hyperion::Native is defined at load");
+    native.const_get("InvalidResponse").expect("defined at load")
+});
+
+fn invalid(ruby: &Ruby, e: ResponseError) -> Error {
+    Error::new(ruby.get_inner(&INVALID_RESPONSE), e.to_string())
+}
+
+fn runtime_error(ruby: &Ruby, msg: impl Into<String>) -> Error {
+    Error::new(ruby.exception_runtime_error(), msg.into())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Engine
+
+#[magnus::wrap(class = "Hyperion::Native::Engine", free_immediately, size)]
+struct RbEngine {
+    engine: Arc<Engine>,
+}
+
+fn opt<T: magnus::TryConvert>(ruby: &Ruby, opts: RHash, name: &str) -> Result<Option<T>, Error> {
+    let value: Option<Value> = opts.get(ruby.to_symbol(name));
+    match value {
+        Some(v) if !v.is_nil() => Ok(Some(T::try_convert(v)?)),
+        _ => Ok(None),
+    }
+}
+
+fn seconds(ruby: &Ruby, opts: RHash, name: &str) -> Result<Option<Duration>, Error> {
+    match opt::<f64>(ruby, opts, name)? {
+        Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(Error::new(ruby.exception_arg_error(), format!("{name} must be >= 0, got {s}"))),
+        None => Ok(None),
+    }
+}
+
+impl RbEngine {
+    /// `Engine.start(listeners: [["tcp", host, port] | ["unix", path]], idle_keepalive:, ...)`
+    fn start(ruby: &Ruby, opts: RHash) -> Result<Self, Error> {
+        let mut config = EngineConfig::default();
+        if let Some(d) = seconds(ruby, opts, "idle_keepalive")? {
+            config.idle_keepalive = d;
+        }
+        if let Some(d) = seconds(ruby, opts, "graceful_timeout")? {
+            config.graceful_timeout = d;
+        }
+        if let Some(d) = seconds(ruby, opts, "request_read_timeout")? {
+            config.request_read_timeout = d;
+        }
+        if let Some(n) = opt::<usize>(ruby, opts, "max_pending")? {
+            config.max_pending = n.max(1);
+        }
+        if let Some(n) = opt::<u64>(ruby, opts, "max_body_bytes")? {
+            config.limits.max_body_bytes = n;
+        }
+        if let Some(n) = opt::<usize>(ruby, opts, "max_header_bytes")? {
+            config.limits.max_head_bytes = n;
+        }
+        let listeners: RArray = opt(ruby, opts, "listeners")?
+            .ok_or_else(|| Error::new(ruby.exception_arg_error(), "listeners: is required"))?;
+        let mut specs = Vec::with_capacity(listeners.len());
+        for entry in listeners.into_iter() {
+            let entry = RArray::try_convert(entry)?;
+            let kind: String = entry.entry(0)?;
+            specs.push(match kind.as_str() {
+                "tcp" => ListenSpec::Tcp {
+                    host: entry.entry(1)?,
+                    port: entry.entry(2)?,
+                },
+                "unix" => ListenSpec::Unix {
+                    path: PathBuf::from(entry.entry::<String>(1)?),
+                },
+                other => {
+                    return Err(Error::new(
+                        ruby.exception_arg_error(),
+                        format!("unknown listener kind {other:?}"),
+                    ))
+                }
+            });
+        }
+        let engine = Engine::start(config, &specs).map_err(|e| {
+            let what: Vec<String> = specs
+                .iter()
+                .map(|s| match s {
+                    ListenSpec::Tcp { host, port } => format!("{host}:{port}"),
+                    ListenSpec::Unix { path } => format!("unix://{}", path.display()),
+                })
+                .collect();
+            Error::new(
+                ruby.get_inner(&BIND_ERROR),
+                format!("cannot listen on {}: {e}", what.join(", ")),
+            )
+        })?;
+        Ok(RbEngine {
+            engine: Arc::new(engine),
+        })
+    }
+
+    /// Blocks (GVL released) until a request is ready; nil once the engine has stopped and the
+    /// queue is drained. Signals and Thread#kill interrupt the wait as usual.
+    fn next_exchange(ruby: &Ruby, rb_self: &Self) -> Result<Option<RbExchange>, Error> {
+        let queue = rb_self.engine.queue().clone();
+        let token = WaitToken::new();
+        loop {
+            if let Some(ex) = queue.try_pop() {
+                return Ok(Some(RbExchange::new(ex)));
+            }
+            let popped = gvl::without_gvl(|| queue.pop(&token, None), || queue.interrupt(&token));
+            match popped {
+                Some(Pop::Exchange(ex)) => return Ok(Some(RbExchange::new(ex))),
+                Some(Pop::Closed) => return Ok(None),
+                Some(Pop::Interrupted) | None => ruby.thread_check_ints()?,
+            }
+        }
+    }
+
+    fn stop(&self) {
+        self.engine.stop();
+    }
+
+    /// Waits up to `timeout` seconds (nil = forever) for the engine to stop; true if it has.
+    /// Pending signal traps run while waiting.
+    fn wait(ruby: &Ruby, rb_self: &Self, timeout: Option<f64>) -> Result<bool, Error> {
+        let engine = rb_self.engine.clone();
+        let deadline = timeout.map(|t| std::time::Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+        let token = WaitToken::new();
+        loop {
+            let remaining = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            let stopped = gvl::without_gvl(
+                || engine.wait_stopped(&token, remaining),
+                || engine.interrupt_wait(&token),
+            );
+            if stopped == Some(true) {
+                engine.join();
+                return Ok(true);
+            }
+            ruby.thread_check_ints()?;
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Ok(false);
+            }
+        }
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.engine.is_stopping()
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.engine.is_stopped()
+    }
+
+    fn addresses(&self) -> Vec<String> {
+        self.engine.addresses().to_vec()
+    }
+
+    fn ports(&self) -> Vec<u16> {
+        self.engine.ports().to_vec()
+    }
+
+    fn stats(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
+        let s = rb_self.engine.stats();
+        let h = ruby.hash_new();
+        h.aset(ruby.to_symbol("connections_accepted"), s.connections_accepted)?;
+        h.aset(ruby.to_symbol("connections_active"), s.connections_active)?;
+        h.aset(ruby.to_symbol("requests_total"), s.requests_total)?;
+        h.aset(ruby.to_symbol("parse_errors"), s.parse_errors)?;
+        h.aset(ruby.to_symbol("read_timeouts"), s.read_timeouts)?;
+        h.aset(ruby.to_symbol("rejected"), s.rejected)?;
+        h.aset(ruby.to_symbol("queue_length"), rb_self.engine.queue().len())?;
+        Ok(h)
+    }
+}
+
+static BIND_ERROR: Lazy<ExceptionClass> = Lazy::new(|ruby| {
+    let native: RModule = ruby
+        .class_object()
+        .const_get::<_, RModule>("Hyperion")
+        .and_then(|m| m.const_get("Native"))
+        .expect("Hyperion::Native is defined at load");
+    native.const_get("BindError").expect("defined at load")
+});
+
+// ---------------------------------------------------------------------------------------------
+// Exchange
+
+#[magnus::wrap(class = "Hyperion::Native::Exchange", free_immediately, size)]
+struct RbExchange {
+    inner: RefCell<Option<Box<Exchange>>>,
+}
+
+impl RbExchange {
+    fn new(ex: Box<Exchange>) -> Self {
+        RbExchange {
+            inner: RefCell::new(Some(ex)),
+        }
+    }
+
+    fn with<R>(
+        &self,
+        ruby: &Ruby,
+        f: impl FnOnce(&mut Exchange) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let mut guard = self
+            .inner
+            .try_borrow_mut()
+            .map_err(|_| runtime_error(ruby, "exchange is in use by another call"))?;
+        match guard.as_mut() {
+            Some(ex) => f(ex),
+            None => Err(runtime_error(ruby, "exchange already completed")),
+        }
+    }
+
+    fn build_env(ruby: &Ruby, rb_self: &Self, template: RHash) -> Result<RHash, Error> {
+        rb_self.with(ruby, |ex| env::build(ruby, ex, template))
+    }
+
+    fn is_head(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
+        rb_self.with(ruby, |ex| Ok(ex.response.is_head_request()))
+    }
+
+    fn is_started(&self) -> bool {
+        match self.inner.try_borrow() {
+            Ok(guard) => guard.as_ref().is_none_or(|ex| ex.response.is_started()),
+            Err(_) => true,
+        }
+    }
+
+    /// Sends `msg`; when the connection's buffer is full, waits for room with the GVL
+    /// released. Returns false if the client is gone.
+    fn send(&self, ruby: &Ruby, msg: ResponseMsg) -> Result<bool, Error> {
+        let pending = self.with(ruby, |ex| match ex.response.try_send(msg) {
+            Ok(()) => Ok(None),
+            Err(Ok(msg)) => Ok(Some((ex.response.sender(), msg))),
+            Err(Err(_)) => Ok(Some((ex.response.sender(), ResponseMsg::Abort))),
+        })?;
+        match pending {
+            None => Ok(true),
+            Some((_, ResponseMsg::Abort)) => Ok(false),
+            Some((sender, msg)) => {
+                // No unblocking function can cut a channel send short; the connection task
+                // always makes progress or drops the channel, which ends the wait.
+                let sent = gvl::without_gvl(move || sender.send_blocking(msg), || {});
+                Ok(matches!(sent, Some(Ok(()))))
+            }
+        }
+    }
+
+    fn head_from(ruby: &Ruby, status: i64, headers: RHash) -> Result<HeadBuilder, Error> {
+        let mut head = HeadBuilder::new(status, 256).map_err(|e| invalid(ruby, e))?;
+        let mut failure: Option<Error> = None;
+        headers.foreach(|name: Value, value: Value| {
+            let Some(name) = RString::from_value(name) else {
+                failure = Some(invalid(ruby, ResponseError::InvalidHeaderName(format!("{name:?}"))));
+                return Ok(magnus::r_hash::ForEach::Stop);
+            };
+            // SAFETY: the bytes are copied into the head before any Ruby code can run.
+            let name_bytes = unsafe { name.as_slice() };
+            if name_bytes.starts_with(b"rack.") {
+                return Ok(magnus::r_hash::ForEach::Continue);
+            }
+            let result = if let Some(value) = RString::from_value(value) {
+                // SAFETY: as above.
+                head.header(name_bytes, unsafe { value.as_slice() })
+            } else if let Some(values) = RArray::from_value(value) {
+                let mut r = Ok(());
+                for v in values.into_iter() {
+                    match RString::from_value(v) {
+                        // SAFETY: as above.
+                        Some(v) => r = head.header(name_bytes, unsafe { v.as_slice() }),
+                        None => {
+                            r = Err(ResponseError::InvalidHeaderValue(
+                                String::from_utf8_lossy(name_bytes).into(),
+                            ))
+                        }
+                    }
+                    if r.is_err() {
+                        break;
+                    }
+                }
+                r
+            } else {
+                Err(ResponseError::InvalidHeaderValue(String::from_utf8_lossy(name_bytes).into()))
+            };
+            match result {
+                Ok(()) => Ok(magnus::r_hash::ForEach::Continue),
+                Err(e) => {
+                    failure = Some(invalid(ruby, e));
+                    Ok(magnus::r_hash::ForEach::Stop)
+                }
+            }
+        })?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(head),
+        }
+    }
+
+    /// The whole response at once: an Array body becomes one write with the head.
+    fn respond(ruby: &Ruby, rb_self: &Self, status: i64, headers: RHash, body: RArray) -> Result<bool, Error> {
+        let head = Self::head_from(ruby, status, headers)?;
+        // SAFETY: no Ruby code runs while the slice is in use.
+        let parts = unsafe { body.as_slice() };
+        let mut total: u64 = 0;
+        for part in parts {
+            match RString::from_value(*part) {
+                Some(s) => total += s.len() as u64,
+                None => {
+                    return Err(Error::new(
+                        ruby.exception_type_error(),
+                        format!("response body element is not a String: {}", part.inspect()),
+                    ))
+                }
+            }
+        }
+        let msg = rb_self.with(ruby, |ex| {
+            ex.response
+                .encode_full(head, total, |buf| {
+                    for part in parts {
+                        // SAFETY: checked to be Strings above; the GVL is held.
+                        buf.extend_from_slice(unsafe { RString::from_value(*part).unwrap_unchecked().as_slice() });
+                    }
+                })
+                .map_err(|e| invalid(ruby, e))
+        })?;
+        rb_self.send(ruby, msg)
+    }
+
+    /// Starts a streamed response (the body is written with #write, ended with #finish).
+    fn start(ruby: &Ruby, rb_self: &Self, status: i64, headers: RHash) -> Result<bool, Error> {
+        let head = Self::head_from(ruby, status, headers)?;
+        let msg = rb_self.with(ruby, |ex| ex.response.encode_stream_head(head).map_err(|e| invalid(ruby, e)))?;
+        rb_self.send(ruby, msg)
+    }
+
+    /// Writes one body chunk; false once the client is gone.
+    fn write(ruby: &Ruby, rb_self: &Self, chunk: RString) -> Result<bool, Error> {
+        // SAFETY: copied before any Ruby code runs.
+        let msg = rb_self.with(ruby, |ex| {
+            ex.response
+                .encode_chunk(unsafe { chunk.as_slice() })
+                .map_err(|e| invalid(ruby, e))
+        })?;
+        match msg {
+            Some(msg) => rb_self.send(ruby, msg),
+            None => Ok(true),
+        }
+    }
+
+    fn finish(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
+        let msg = rb_self.with(ruby, |ex| ex.response.encode_end().map_err(|e| invalid(ruby, e)))?;
+        let sent = rb_self.send(ruby, msg)?;
+        rb_self.release();
+        Ok(sent)
+    }
+
+    /// The app failed: answer 500 if nothing was sent yet, otherwise cut the connection (a
+    /// half-sent response cannot be repaired).
+    fn fail(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
+        let msg = rb_self.with(ruby, |ex| {
+            if ex.response.is_started() {
+                return Ok(ex.response.abort_msg());
+            }
+            let mut head = HeadBuilder::new(500, 128).map_err(|e| invalid(ruby, e))?;
+            head.header(b"content-type", b"text/plain; charset=utf-8")
+                .map_err(|e| invalid(ruby, e))?;
+            let body = b"Internal Server Error\n";
+            ex.response
+                .encode_full(head, body.len() as u64, |buf| buf.extend_from_slice(body))
+                .map_err(|e| invalid(ruby, e))
+        })?;
+        let sent = rb_self.send(ruby, msg)?;
+        rb_self.release();
+        Ok(sent)
+    }
+
+    /// Closes the connection without completing the response.
+    fn abort(ruby: &Ruby, rb_self: &Self) -> Result<(), Error> {
+        let msg = rb_self.with(ruby, |ex| Ok(ex.response.abort_msg()))?;
+        rb_self.send(ruby, msg)?;
+        rb_self.release();
+        Ok(())
+    }
+
+    /// Frees the request (head and body) as soon as the response is complete.
+    fn release(&self) {
+        if let Ok(mut guard) = self.inner.try_borrow_mut() {
+            if guard.as_ref().is_some_and(|ex| ex.response.is_done()) {
+                *guard = None;
+            }
+        }
+    }
+}
+
+#[magnus::init]
+fn init(ruby: &Ruby) -> Result<(), Error> {
+    env::init();
+    let hyperion = ruby.define_module("Hyperion")?;
+    let native = hyperion.define_module("Native")?;
+    native.define_error("InvalidResponse", ruby.exception_arg_error())?;
+    native.define_error("BindError", ruby.exception_runtime_error())?;
+
+    let engine = native.define_class("Engine", ruby.class_object())?;
+    engine.define_singleton_method("start", function!(RbEngine::start, 1))?;
+    engine.define_method("next_exchange", method!(RbEngine::next_exchange, 0))?;
+    engine.define_method("stop", method!(RbEngine::stop, 0))?;
+    engine.define_method("wait", method!(RbEngine::wait, 1))?;
+    engine.define_method("stopping?", method!(RbEngine::is_stopping, 0))?;
+    engine.define_method("stopped?", method!(RbEngine::is_stopped, 0))?;
+    engine.define_method("addresses", method!(RbEngine::addresses, 0))?;
+    engine.define_method("ports", method!(RbEngine::ports, 0))?;
+    engine.define_method("stats", method!(RbEngine::stats, 0))?;
+
+    let exchange = native.define_class("Exchange", ruby.class_object())?;
+    exchange.define_method("build_env", method!(RbExchange::build_env, 1))?;
+    exchange.define_method("head?", method!(RbExchange::is_head, 0))?;
+    exchange.define_method("started?", method!(RbExchange::is_started, 0))?;
+    exchange.define_method("respond", method!(RbExchange::respond, 3))?;
+    exchange.define_method("start", method!(RbExchange::start, 2))?;
+    exchange.define_method("write", method!(RbExchange::write, 1))?;
+    exchange.define_method("finish", method!(RbExchange::finish, 0))?;
+    exchange.define_method("fail", method!(RbExchange::fail, 0))?;
+    exchange.define_method("abort", method!(RbExchange::abort, 0))?;
+    Ok(())
+}

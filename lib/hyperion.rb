@@ -1,0 +1,24 @@
+# frozen_string_literal: true
+
+require 'stringio'
+require 'hyperion/version'
+require 'hyperion/hyperion_native'
+require 'hyperion/logger'
+require 'hyperion/config'
+require 'hyperion/rack_adapter'
+require 'hyperion/server'
+
+# Hyperion: a Rack 3 application server with a native core.
+#
+#   require 'hyperion'
+#   server = Hyperion::Server.new(app, config: Hyperion::Config.defaults, logger: Hyperion::Logger.new)
+#   server.start
+#   server.wait
+module Hyperion
+  # A response the server refuses to put on the wire (bad status, a header value with CR, LF or
+  # NUL, a non-String body chunk). The exchange is answered 500 instead.
+  InvalidResponse = Native::InvalidResponse
+
+  # The listener could not be bound (address in use, permission, bad host).
+  BindError = Native::BindError
+end

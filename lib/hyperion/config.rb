@@ -1,0 +1,333 @@
+# frozen_string_literal: true
+
+require 'hyperion/version'
+require 'hyperion/logger'
+
+module Hyperion
+  # Raised for any configuration the server cannot run with; the CLI turns it into exit code 64.
+  class ConfigError < StandardError; end
+
+  # The resolved, frozen server configuration.
+  #
+  # Every setting is declared once in the table below (name, default, type, description, CLI
+  # flag). The readers, the config-file DSL, the CLI options, the environment variables and
+  # docs/CONFIGURATION.md are all derived from that table, so adding a setting is one line.
+  #
+  # Precedence, highest first: CLI flag > environment variable > config file > default.
+  class Config
+    # One coercion used for every source, so `port "3000"` in a config file, `-p 3000` and
+    # HYPERION_PORT=3000 all accept and reject exactly the same values.
+    class Type
+      attr_reader :description
+
+      def initialize(description, &coercer)
+        @description = description
+        @coercer = coercer
+        freeze
+      end
+
+      # Returns the coerced value or raises ArgumentError explaining what was expected.
+      def coerce(value)
+        @coercer.call(value)
+      end
+    end
+
+    INTEGER_TEXT = /\A[+-]?\d+(?:_\d+)*\z/.freeze
+    NUMBER_TEXT = /\A[+-]?(?:\d+(?:_\d+)*)?(?:\.\d+)?\z/.freeze
+
+    def self.integer_type(min:, max: nil)
+      expected = max ? "an integer #{min}..#{max}" : "an integer >= #{min}"
+      Type.new(expected) do |value|
+        int = value if value.is_a?(Integer)
+        int = Integer(value.strip, 10) if value.is_a?(String) && value.strip.match?(INTEGER_TEXT)
+        raise ArgumentError, "expected #{expected}" unless int && int >= min && (max.nil? || int <= max)
+
+        int
+      end
+    end
+
+    def self.seconds_type(min:, exclusive: false)
+      expected = "a number of seconds #{exclusive ? '>' : '>='} #{min}"
+      Type.new(expected) do |value|
+        number = value if value.is_a?(Integer) || value.is_a?(Float) || value.is_a?(Rational)
+        if value.is_a?(String)
+          text = value.strip
+          number = Integer(text, 10) if text.match?(INTEGER_TEXT)
+          number ||= Float(text) if text.match?(NUMBER_TEXT) && text.match?(/\d/)
+        end
+        valid = number && number.to_f.finite? && (exclusive ? number > min : number >= min)
+        raise ArgumentError, "expected #{expected}" unless valid
+
+        number
+      end
+    end
+
+    def self.string_type
+      Type.new('a non-empty string') do |value|
+        value = value.to_path if value.respond_to?(:to_path)
+        value = value.to_s if value.is_a?(Symbol)
+        raise ArgumentError, 'expected a non-empty string' unless value.is_a?(String) && !value.strip.empty?
+        raise ArgumentError, 'must not contain NUL bytes' if value.include?("\0")
+
+        value.dup.freeze
+      end
+    end
+
+    def self.symbol_type(choices)
+      expected = "one of #{choices.join(', ')}"
+      Type.new(expected) do |value|
+        name = value.to_s.strip.downcase.to_sym if value.is_a?(String) || value.is_a?(Symbol)
+        raise ArgumentError, "expected #{expected}" unless choices.include?(name)
+
+        name
+      end
+    end
+
+    def self.bind_type
+      strings = string_type
+      Type.new('host, [ipv6], tcp://host:port or unix:///path.sock') do |value|
+        bind = strings.coerce(value).strip.freeze
+        parse_bind(bind)
+        bind
+      end
+    end
+
+    # A row of the settings table. `flag` is the short CLI flag (the long one is derived from
+    # the name), `arg` the placeholder shown in --help, `env` extra environment variables read
+    # after HYPERION_<NAME>, `aliases` extra DSL method names. `cli: false` means the setting
+    # has no option flag (rackup is the positional argument instead).
+    Setting = Struct.new(:name, :default, :type, :doc, :flag, :arg, :env, :aliases, :cli, keyword_init: true) do
+      def env_keys
+        ["HYPERION_#{name.to_s.upcase}", *env]
+      end
+
+      def long_flag
+        "--#{name.to_s.tr('_', '-')}" if cli
+      end
+    end
+
+    @settings = {}
+
+    class << self
+      # name => Setting, in declaration order.
+      attr_reader :settings
+
+      private
+
+      def setting(name, default, type, doc, flag: nil, arg: 'VALUE', env: [], aliases: [], cli: true)
+        @settings[name] = Setting.new(name: name, default: default, type: type, doc: doc, flag: flag, arg: arg,
+                                      env: env.freeze, aliases: aliases.freeze, cli: cli).freeze
+        define_method(name) { @values.fetch(name) }
+      end
+    end
+
+    # name, default, type, description, options
+    setting :bind, '127.0.0.1', bind_type, 'Address to listen on: host, IPv6 (`::1` or `[::1]`), `tcp://host:port` or `unix:///path.sock`. A port given here wins over `port`.', flag: '-b', arg: 'ADDRESS'
+    setting :port, 9292, integer_type(min: 0, max: 65_535), 'TCP port (0 picks a free one). Also read from `PORT`.', flag: '-p', arg: 'PORT', env: %w[PORT]
+    setting :threads, 5, integer_type(min: 0), 'Request threads per process; 0 runs the app inline on one thread.', flag: '-t', arg: 'N', aliases: %i[thread_count]
+    setting :workers, 1, integer_type(min: 0), 'Worker processes. Only 1 is supported in this version.', flag: '-w', arg: 'N'
+    setting :environment, 'development', string_type, 'Application environment. Also read from `RACK_ENV`, then `RAILS_ENV`.', flag: '-e', arg: 'NAME', env: %w[RACK_ENV RAILS_ENV]
+    setting :rackup, 'config.ru', string_type, 'Rack application file; given on the command line as the positional argument.', cli: false
+    setting :idle_keepalive, 5, seconds_type(min: 0, exclusive: true), 'Seconds an idle keep-alive connection is kept open.', arg: 'SECONDS'
+    setting :graceful_timeout, 30, seconds_type(min: 0), 'Seconds in-flight requests get to finish on shutdown.', arg: 'SECONDS'
+    setting :log_level, :info, symbol_type(Logger::LEVELS.keys), 'Minimum log level: debug, info, warn, error or fatal.', arg: 'LEVEL'
+    setting :max_body_bytes, 1_073_741_824, integer_type(min: 1), 'Largest request body accepted, in bytes (1073741824 = 1 GiB).', arg: 'N'
+    setting :max_header_bytes, 65_536, integer_type(min: 1), 'Largest request head (request line + headers) accepted, in bytes.', arg: 'N'
+
+    @settings.freeze
+
+    DEFAULT_CONFIG_FILE = 'config/hyperion.rb'
+
+    private_class_method :new
+
+    # Builds the configuration from all sources; see the class comment for precedence.
+    #
+    # cli:         settings from the command line, symbol keys, raw strings or typed values.
+    # env:         anything with #[] (normally ENV). Bad values are reported through `warn` and ignored.
+    # config_file: path of a config file; when nil, config/hyperion.rb is loaded if it exists.
+    # warn:        a callable, or a logger responding to #warn.
+    def self.resolve(cli: {}, env: ENV, config_file: nil, warn: ->(message) { $stderr.puts(message) })
+      values = {}
+      sources = {}
+      settings.each_value do |setting|
+        values[setting.name] = setting.default
+        sources[setting.name] = :default
+      end
+
+      path = locate_config_file(config_file)
+      hooks = {}
+      if path
+        file_values, hooks = load_file(path)
+        file_values.each do |name, value|
+          values[name] = value
+          sources[name] = :file
+        end
+      end
+
+      settings.each_value do |setting|
+        value, found = read_env(setting, env, warn)
+        next unless found
+
+        values[setting.name] = value
+        sources[setting.name] = :env
+      end
+
+      cli.each do |key, raw|
+        next if raw.nil?
+
+        setting = lookup(key) || raise(ConfigError, "unknown setting #{key.inspect}")
+        values[setting.name] = coerce(setting, raw, setting.long_flag || 'command line')
+        sources[setting.name] = :cli
+      end
+
+      check_supported!(values, sources)
+      new(values, sources, path && File.expand_path(path), hooks)
+    end
+
+    # A frozen Config holding every default.
+    def self.defaults
+      values = settings.transform_values(&:default)
+      new(values, values.transform_values { :default }, nil, {})
+    end
+
+    # The Setting named `name` or one of its aliases, or nil.
+    def self.lookup(name)
+      name = name.to_sym
+      settings[name] || settings.each_value.find { |setting| setting.aliases.include?(name) }
+    end
+
+    # Coerces `raw` for `setting`, raising ConfigError that names the setting, the value and
+    # where it came from (`origin`: a flag, an environment variable or file:line).
+    def self.coerce(setting, raw, origin)
+      setting.type.coerce(raw)
+    rescue ArgumentError => e
+      raise ConfigError, "invalid value #{raw.inspect} for #{setting.name} (#{origin}): #{e.message}"
+    end
+
+    # Splits a bind string into [:unix, path] or [:tcp, host, port-or-nil]. IPv6 hosts are
+    # returned without brackets. Raises ArgumentError for anything it cannot listen on.
+    def self.parse_bind(bind)
+      case bind
+      when %r{\Aunix://(.+)\z}
+        [:unix, Regexp.last_match(1)]
+      when %r{\Atcp://(.*)\z}
+        [:tcp, *split_host_port(Regexp.last_match(1), bind)]
+      when %r{\A([a-z][a-z0-9+.-]*)://}i
+        raise ArgumentError, "unsupported scheme #{Regexp.last_match(1)}:// (use tcp:// or unix://)"
+      else
+        [:tcp, *split_host_port(bind, bind)]
+      end
+    end
+
+    def self.split_host_port(address, bind)
+      host, port =
+        case address
+        when /\A\[([0-9a-fA-F:.]+(?:%[\w.-]+)?)\](?::(\d+))?\z/ then [Regexp.last_match(1), Regexp.last_match(2)]
+        when /\A[0-9a-fA-F]*:[0-9a-fA-F]*:[0-9a-fA-F:.]*(?:%[\w.-]+)?\z/ then [address, nil]
+        when /\A([A-Za-z0-9_.*-]+)(?::(\d+))?\z/ then [Regexp.last_match(1), Regexp.last_match(2)]
+        else raise ArgumentError, "cannot parse #{bind.inspect} as an address"
+        end
+      port &&= Integer(port, 10)
+      raise ArgumentError, "port #{port} in #{bind.inspect} is outside 0..65535" if port && port > 65_535
+
+      [host, port]
+    end
+    private_class_method :split_host_port
+
+    # Cluster mode is not built yet. This is the only place that knows; delete it when it is.
+    def self.check_supported!(values, sources)
+      return if values[:workers] == 1
+
+      raise ConfigError, "workers = #{values[:workers]} (from #{sources[:workers]}): cluster mode (workers > 1, " \
+                         'or 0 = one per CPU) is not available in this version; run with -w 1'
+    end
+    private_class_method :check_supported!
+
+    def self.locate_config_file(path)
+      return (File.file?(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : nil) if path.nil?
+
+      path = path.to_s
+      raise ConfigError, "config file not found: #{path}" unless File.file?(path)
+
+      path
+    end
+    private_class_method :locate_config_file
+
+    def self.load_file(path)
+      require 'hyperion/dsl'
+      DSL.load(path)
+    end
+    private_class_method :load_file
+
+    # Returns [value, true] for the first usable environment variable of `setting`, or
+    # [nil, false]. Empty variables count as unset; invalid ones are reported and skipped so a
+    # stray variable never stops a deploy.
+    def self.read_env(setting, env, warn)
+      setting.env_keys.each do |key|
+        raw = env[key]
+        next if raw.nil? || raw.strip.empty?
+
+        begin
+          return [coerce(setting, raw, key), true]
+        rescue ConfigError => e
+          report(warn, "#{e.message}; ignoring it")
+        end
+      end
+      [nil, false]
+    end
+    private_class_method :read_env
+
+    def self.report(warn, message)
+      warn.respond_to?(:call) ? warn.call(message) : warn.warn(message)
+    end
+    private_class_method :report
+
+    # Markdown table of every setting, embedded in docs/CONFIGURATION.md (a spec keeps the two
+    # identical). Regenerate with: ruby -Ilib -rhyperion/config -e 'puts Hyperion::Config.markdown_table'
+    def self.markdown_table
+      rows = settings.each_value.map do |setting|
+        cli = setting.cli ? [setting.flag, "#{setting.long_flag} #{setting.arg}"].compact.join(', ') : '`[rackup]` (positional)'
+        cli = "`#{cli}`" if setting.cli
+        dsl = ([setting.name] + setting.aliases).map { |name| "`#{name} #{setting.default.inspect}`" }.join(' or ')
+        env = setting.env_keys.map { |key| "`#{key}`" }.join(', ')
+        "| `#{setting.name}` | #{cli} | #{env} | #{dsl} | `#{setting.default.inspect}` | #{setting.type.description} | #{setting.doc} |"
+      end
+      ['| Setting | CLI | Environment | Config file | Default | Accepts | Meaning |',
+       '|---|---|---|---|---|---|---|', *rows].join("\n") << "\n"
+    end
+
+    attr_reader :config_file, :hooks, :listener
+
+    def initialize(values, sources, config_file, hooks)
+      super()
+      @values = values.dup.freeze
+      @sources = sources.dup.freeze
+      @config_file = config_file&.dup&.freeze
+      @hooks = hooks.transform_values { |blocks| blocks.dup.freeze }.freeze
+      @listener = build_listener.freeze
+      freeze
+    end
+
+    def to_h
+      @values.dup
+    end
+
+    # Where a setting's value came from: :cli, :env, :file or :default.
+    def source(name)
+      @sources.fetch(name.to_sym) { raise ArgumentError, "unknown setting #{name.inspect}" }
+    end
+
+    def inspect
+      "#<#{self.class.name} #{@values.map { |name, value| "#{name}=#{value.inspect}" }.join(' ')}>"
+    end
+
+    private
+
+    def build_listener
+      kind, host, port = self.class.parse_bind(bind)
+      kind == :unix ? [:unix, host] : [:tcp, host, port || self.port]
+    rescue ArgumentError => e
+      raise ConfigError, "invalid value #{bind.inspect} for bind: #{e.message}"
+    end
+  end
+end

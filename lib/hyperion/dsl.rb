@@ -1,0 +1,70 @@
+# frozen_string_literal: true
+
+require 'hyperion/config'
+
+module Hyperion
+  # The object a config file (config/hyperion.rb) is evaluated in.
+  #
+  # It has one method per setting of Hyperion::Config (plus aliases such as thread_count), each
+  # taking exactly one value that is checked with the same coercion as the CLI and environment.
+  # It is strict: any other bare call or name raises ConfigError pointing at the file and line,
+  # so a typo cannot silently leave a default in place. Setting a name twice: the last one wins.
+  # Ordinary Ruby (ENV, require, conditionals) still works.
+  class DSL
+    # Evaluates the file at `path` and returns [settings, hooks]: { name => value } and
+    # { hook_name => [blocks] } (no hooks exist yet; the DSL will grow methods that fill it).
+    def self.load(path)
+      settings = {}
+      hooks = {}
+      new(path, settings, hooks).__send__(:evaluate)
+      [settings, hooks]
+    end
+
+    Config.settings.each_value do |setting|
+      [setting.name, *setting.aliases].each do |method_name|
+        define_method(method_name) do |*args|
+          unless args.size == 1
+            raise ConfigError, "#{method_name} takes exactly one value, got #{args.size} in #{location}"
+          end
+
+          @settings[setting.name] = Config.coerce(setting, args.first, location)
+          nil
+        end
+      end
+    end
+
+    def initialize(path, settings, hooks)
+      @path = path
+      @settings = settings
+      @hooks = hooks
+    end
+
+    private
+
+    def evaluate
+      instance_eval(File.read(@path), @path, 1)
+    rescue ConfigError
+      raise
+    rescue SyntaxError => e
+      raise ConfigError, e.message
+    rescue ScriptError, StandardError => e
+      frame = Array(e.backtrace_locations).find { |loc| loc.path == @path }
+      where = frame ? "#{@path}:#{frame.lineno}" : @path
+      raise ConfigError, "error in #{where}: #{e.message} (#{e.class})"
+    end
+
+    def method_missing(name, *_args)
+      raise ConfigError, "unknown setting `#{name}' in #{location}"
+    end
+
+    def respond_to_missing?(_name, _include_private = false)
+      false
+    end
+
+    # file:line of the config-file line currently being evaluated.
+    def location
+      frame = caller_locations.find { |loc| loc.path == @path }
+      frame ? "#{@path}:#{frame.lineno}" : @path
+    end
+  end
+end

@@ -1,0 +1,115 @@
+# frozen_string_literal: true
+
+module Hyperion
+  # One server process: the native engine (listeners, connections, parsing, writing) plus the
+  # Ruby threads that run the application.
+  #
+  # Threads wait for work inside the engine with the GVL released, so idle keep-alive
+  # connections cost no thread, and signal traps run while everything waits.
+  class Server
+    attr_reader :config, :app
+
+    def initialize(app, config:, logger:)
+      @app = app
+      @config = config
+      @logger = logger
+      @engine = nil
+      @threads = []
+    end
+
+    # Binds the listeners and starts the application threads. Raises Hyperion::BindError.
+    def start
+      @engine = Native::Engine.start(engine_options)
+      @adapter = RackAdapter.new(@app, env_template: env_template, logger: @logger)
+      @threads = Array.new(@config.threads) { |i| spawn_thread(i) }
+      self
+    end
+
+    def addresses
+      @engine ? @engine.addresses : []
+    end
+
+    def ports
+      @engine ? @engine.ports : []
+    end
+
+    def stats
+      @engine ? @engine.stats : {}
+    end
+
+    # Begins a graceful stop: no new connections, in-flight requests finish within
+    # graceful_timeout. Safe inside a signal trap.
+    def stop
+      @engine&.stop
+    end
+
+    def stopping?
+      @engine ? @engine.stopping? : false
+    end
+
+    # Serves until stopped. With threads = 0 the calling thread runs the app itself.
+    def wait
+      if @config.threads.zero?
+        work
+      else
+        nil until @engine.wait(nil)
+      end
+      join_threads
+    end
+
+    private
+
+    def engine_options
+      kind, *where = @config.listener
+      {
+        listeners: [[kind.to_s, *where]],
+        idle_keepalive: @config.idle_keepalive.to_f,
+        graceful_timeout: @config.graceful_timeout.to_f,
+        max_body_bytes: @config.max_body_bytes,
+        max_header_bytes: @config.max_header_bytes
+      }
+    end
+
+    # Per-server env entries; each request's env starts as a copy of this.
+    def env_template
+      {
+        'SCRIPT_NAME' => '',
+        'SERVER_SOFTWARE' => "Hyperion/#{VERSION}",
+        'rack.errors' => $stderr,
+        'rack.multithread' => @config.threads > 1,
+        'rack.multiprocess' => false,
+        'rack.run_once' => false,
+        'rack.hijack?' => false
+      }.freeze
+    end
+
+    def spawn_thread(index)
+      Thread.new do
+        Thread.current.name = "hyperion-app-#{index}"
+        Thread.current.report_on_exception = false
+        work
+      end
+    end
+
+    # Takes exchanges until the engine has stopped and the queue is empty.
+    def work
+      while (exchange = @engine.next_exchange)
+        @adapter.call(exchange)
+      end
+    rescue StandardError => e
+      # The adapter already isolates app errors; anything here is a server bug. Keep serving.
+      @logger.exception(e, 'application thread error')
+      retry
+    end
+
+    # The engine has stopped; threads still inside the app after graceful_timeout are
+    # abandoned (the process is about to exit).
+    def join_threads
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 1.0
+      @threads.each do |thread|
+        remaining = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        thread.join([remaining, 0].max)
+      end
+    end
+  end
+end
