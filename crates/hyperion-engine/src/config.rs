@@ -18,6 +18,8 @@ pub struct EngineConfig {
     pub idle_keepalive: Duration,
     /// How long a request head or body may take to arrive once it has started.
     pub request_read_timeout: Duration,
+    /// How long a write may make no progress before the client is dropped.
+    pub write_timeout: Duration,
     /// On stop: how long in-flight requests get to finish before connections are cut.
     pub graceful_timeout: Duration,
     /// Exchanges waiting for an application thread before new ones are answered 503.
@@ -31,6 +33,7 @@ impl Default for EngineConfig {
         EngineConfig {
             idle_keepalive: Duration::from_secs(5),
             request_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(60),
             graceful_timeout: Duration::from_secs(30),
             max_pending: 4096,
             limits: Limits::default(),

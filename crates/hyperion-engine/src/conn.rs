@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use hyperion_http::{parse_request_head, BodyFraming, ChunkedDecoder, HeadStatus, ParseError, Version};
+use hyperion_http::{
+    parse_request_head, BodyFraming, ChunkedDecoder, HeadStatus, ParseError, Version,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
@@ -58,15 +60,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     pub(crate) async fn run(mut self) {
-        loop {
-            match self.serve_one().await {
-                Ok(Outcome::KeepAlive) => {
-                    if self.buf.is_empty() {
-                        // Give the memory back while the connection idles.
-                        self.buf = BytesMut::new();
-                    }
-                }
-                Ok(Outcome::Close) | Err(_) => break,
+        while let Ok(Outcome::KeepAlive) = self.serve_one().await {
+            if self.buf.is_empty() {
+                // Give the memory back while the connection idles.
+                self.buf = BytesMut::new();
             }
         }
         let _ = self.io.shutdown().await;
@@ -122,7 +119,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
         };
         let head_bytes = self.buf.split_to(head_len).freeze();
-        let deadline = deadline.unwrap_or_else(|| Instant::now() + self.shared.config.request_read_timeout);
+        // A body may legitimately take long (a large upload); what must not happen is a
+        // stall, so its timeout restarts whenever bytes arrive.
+        let body_timeout = self.shared.config.request_read_timeout;
+        let mut deadline = Instant::now() + body_timeout;
 
         // The body, read completely before dispatch so no application thread ever waits on a
         // slow client.
@@ -134,7 +134,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             BodyFraming::Length(n) => {
                 let n = n as usize;
                 if expect_continue && self.buf.len() < n {
-                    self.io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+                    self.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
                 }
                 let have = self.buf.len().min(n);
                 body.reserve_exact(n);
@@ -152,12 +152,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                             return Ok(Outcome::Close);
                         }
                         filled += read;
+                        deadline = Instant::now() + body_timeout;
                     }
                 }
             }
             BodyFraming::Chunked => {
                 if expect_continue && self.buf.is_empty() {
-                    self.io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+                    self.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
                 }
                 let mut decoder = ChunkedDecoder::new(limits);
                 loop {
@@ -173,6 +174,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                             if !r? {
                                 return Ok(Outcome::Close);
                             }
+                            deadline = Instant::now() + body_timeout;
                         }
                         _ = sleep_until(deadline) => return self.timed_out().await,
                     }
@@ -206,16 +208,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 ex.response.abort_msg();
                 let keep = ex.head.keep_alive && !self.shared.is_draining();
                 drop(ex);
-                let out = simple_response(503, "Service Unavailable\n", !keep, &[("retry-after", "1")]);
-                self.io.write_all(&out).await?;
-                return Ok(if keep { Outcome::KeepAlive } else { Outcome::Close });
+                let out =
+                    simple_response(503, "Service Unavailable\n", !keep, &[("retry-after", "1")]);
+                self.write_all(&out).await?;
+                return Ok(if keep {
+                    Outcome::KeepAlive
+                } else {
+                    Outcome::Close
+                });
             }
             Err(PushError::Closed(mut ex)) => {
                 bump(&self.shared.stats.rejected);
                 ex.response.abort_msg();
                 drop(ex);
-                let out = simple_response(503, "Service Unavailable\n", true, &[("retry-after", "1")]);
-                self.io.write_all(&out).await?;
+                let out =
+                    simple_response(503, "Service Unavailable\n", true, &[("retry-after", "1")]);
+                self.write_all(&out).await?;
                 return Ok(Outcome::Close);
             }
         }
@@ -274,15 +282,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
             }
             if !out.is_empty() {
-                self.io.write_all(&out).await?;
+                self.write_all(&out).await?;
                 out.clear();
             }
             if aborted {
                 return Ok(Outcome::Close);
             }
             if let Some(close) = finished {
-                return Ok(if close { Outcome::Close } else { Outcome::KeepAlive });
+                return Ok(if close {
+                    Outcome::Close
+                } else {
+                    Outcome::KeepAlive
+                });
             }
+        }
+    }
+
+    /// Writes everything or fails; a client that stops reading for `write_timeout` is cut off
+    /// so it cannot pin the connection forever.
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match timeout(self.shared.config.write_timeout, self.io.write_all(bytes)).await {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
         }
     }
 
@@ -291,7 +312,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let status = err.status();
         let body = format!("{}\n", hyperion_http::reason_phrase(status));
         let out = simple_response(status, &body, true, &[]);
-        self.io.write_all(&out).await?;
+        self.write_all(&out).await?;
         self.linger().await;
         Ok(Outcome::Close)
     }
@@ -299,7 +320,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     async fn timed_out(&mut self) -> io::Result<Outcome> {
         bump(&self.shared.stats.read_timeouts);
         let out = simple_response(408, "Request Timeout\n", true, &[]);
-        self.io.write_all(&out).await?;
+        self.write_all(&out).await?;
         self.linger().await;
         Ok(Outcome::Close)
     }
@@ -314,7 +335,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let mut total = 0usize;
         let until = Instant::now() + LINGER_TIME;
         while total < LINGER_BYTES {
-            match timeout(until.saturating_duration_since(Instant::now()), self.io.read(&mut sink)).await {
+            match timeout(
+                until.saturating_duration_since(Instant::now()),
+                self.io.read(&mut sink),
+            )
+            .await
+            {
                 Ok(Ok(n)) if n > 0 => total += n,
                 _ => break,
             }

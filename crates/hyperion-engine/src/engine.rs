@@ -114,7 +114,11 @@ impl Engine {
     /// Blocks until the engine has stopped (true), `token` is interrupted or `timeout` passes
     /// (false).
     pub fn wait_stopped(&self, token: &WaitToken, timeout: Option<Duration>) -> bool {
-        let mut stopped = self.shared.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stopped = self
+            .shared
+            .stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         loop {
             if *stopped {
@@ -124,7 +128,11 @@ impl Engine {
                 return false;
             }
             stopped = match deadline {
-                None => self.shared.stopped_cv.wait(stopped).unwrap_or_else(|e| e.into_inner()),
+                None => self
+                    .shared
+                    .stopped_cv
+                    .wait(stopped)
+                    .unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
                     let now = std::time::Instant::now();
                     if now >= d {
@@ -143,12 +151,20 @@ impl Engine {
     /// Wakes a thread blocked in [`Engine::wait_stopped`] with `token`.
     pub fn interrupt_wait(&self, token: &WaitToken) {
         token.interrupt();
-        let _guard = self.shared.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = self
+            .shared
+            .stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         self.shared.stopped_cv.notify_all();
     }
 
     pub fn is_stopped(&self) -> bool {
-        *self.shared.stopped.lock().unwrap_or_else(|e| e.into_inner())
+        *self
+            .shared
+            .stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Joins the I/O thread once it has stopped.
@@ -168,7 +184,9 @@ impl Drop for Engine {
 }
 
 fn run_io_thread(listeners: Vec<BoundListener>, shared: Arc<Shared>) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
     if let Ok(runtime) = runtime {
         runtime.block_on(serve(listeners, shared.clone()));
         // Dropping the runtime cancels whatever the graceful timeout left running.
@@ -286,7 +304,10 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     bump(&shared.stats.connections_accepted);
-    shared.stats.connections_active.fetch_add(1, Ordering::AcqRel);
+    shared
+        .stats
+        .connections_active
+        .fetch_add(1, Ordering::AcqRel);
     let guard = ActiveGuard(shared.clone());
     let conn = Connection::new(io, peer, shared.clone(), info.clone());
     tokio::spawn(async move {
@@ -301,7 +322,13 @@ struct ActiveGuard(Arc<Shared>);
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        if self.0.stats.connections_active.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self
+            .0
+            .stats
+            .connections_active
+            .fetch_sub(1, Ordering::AcqRel)
+            == 1
+        {
             self.0.idle.notify_waiters();
         }
     }

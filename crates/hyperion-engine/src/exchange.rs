@@ -53,7 +53,11 @@ impl Exchange {
         self.head
             .headers
             .iter()
-            .find(|h| h.name.slice(&self.head_bytes).eq_ignore_ascii_case(name.as_bytes()))
+            .find(|h| {
+                h.name
+                    .slice(&self.head_bytes)
+                    .eq_ignore_ascii_case(name.as_bytes())
+            })
             .map(|h| h.value.slice(&self.head_bytes))
     }
 }

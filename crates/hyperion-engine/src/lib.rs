@@ -18,5 +18,7 @@ pub use config::{EngineConfig, ListenSpec};
 pub use engine::Engine;
 pub use exchange::{Exchange, ListenerInfo, Peer};
 pub use queue::{ExchangeQueue, Pop, PushError, WaitToken};
-pub use response::{Disconnected, HeadBuilder, Response, ResponseError, ResponseMsg, ResponseSender};
+pub use response::{
+    Disconnected, HeadBuilder, Response, ResponseError, ResponseMsg, ResponseSender,
+};
 pub use stats::StatsSnapshot;

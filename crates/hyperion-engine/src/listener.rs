@@ -21,9 +21,13 @@ impl BoundListener {
             ListenSpec::Tcp { host, port } => {
                 let host = host.trim_start_matches('[').trim_end_matches(']');
                 let addr = (host, *port).to_socket_addrs()?.next().ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::InvalidInput, format!("cannot resolve {host}"))
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("cannot resolve {host}"),
+                    )
                 })?;
-                let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+                let socket =
+                    Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
                 socket.set_reuse_address(true)?;
                 if addr.is_ipv6() {
                     // "::" means IPv6 only here, like nginx; bind 0.0.0.0 for IPv4.

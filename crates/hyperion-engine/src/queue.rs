@@ -154,7 +154,11 @@ impl ExchangeQueue {
     }
 
     pub fn len(&self) -> usize {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).items.len()
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .items
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -7,7 +7,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use hyperion_http::{is_valid_header_name, is_valid_header_value, write_chunk, Version, LAST_CHUNK};
+use hyperion_http::{
+    is_valid_header_name, is_valid_header_value, write_chunk, Version, LAST_CHUNK,
+};
 use tokio::sync::mpsc;
 
 /// What travels from an application thread to the connection task.
@@ -38,7 +40,10 @@ impl std::fmt::Display for ResponseError {
             ResponseError::InvalidStatus(s) => write!(f, "invalid response status {s}"),
             ResponseError::InvalidHeaderName(n) => write!(f, "invalid response header name {n:?}"),
             ResponseError::InvalidHeaderValue(n) => {
-                write!(f, "invalid value for response header {n:?} (CR, LF, NUL or control character)")
+                write!(
+                    f,
+                    "invalid value for response header {n:?} (CR, LF, NUL or control character)"
+                )
             }
             ResponseError::InvalidContentLength(v) => write!(f, "invalid content-length {v:?}"),
             ResponseError::AlreadyStarted => f.write_str("response already started"),
@@ -99,10 +104,14 @@ impl HeadBuilder {
     /// the body itself so the app cannot desynchronise the connection.
     pub fn header(&mut self, name: &[u8], value: &[u8]) -> Result<(), ResponseError> {
         if !is_valid_header_name(name) {
-            return Err(ResponseError::InvalidHeaderName(String::from_utf8_lossy(name).into()));
+            return Err(ResponseError::InvalidHeaderName(
+                String::from_utf8_lossy(name).into(),
+            ));
         }
         if !is_valid_header_value(value) {
-            return Err(ResponseError::InvalidHeaderValue(String::from_utf8_lossy(name).into()));
+            return Err(ResponseError::InvalidHeaderValue(
+                String::from_utf8_lossy(name).into(),
+            ));
         }
         match name.len() {
             14 if name.eq_ignore_ascii_case(b"content-length") => {
@@ -152,7 +161,9 @@ enum StreamFraming {
     /// HEAD, 1xx, 204, 304: the head is all there is.
     NoBody,
     /// The app declared a content-length: bytes go out as-is, exactly that many.
-    Length { remaining: u64 },
+    Length {
+        remaining: u64,
+    },
     Chunked,
     /// HTTP/1.0 client and unknown length: the end of the body is the end of the connection.
     UntilClose,
@@ -161,7 +172,10 @@ enum StreamFraming {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Pending,
-    Streaming { framing: StreamFraming, keep_alive: bool },
+    Streaming {
+        framing: StreamFraming,
+        keep_alive: bool,
+    },
     Done,
 }
 
@@ -267,7 +281,10 @@ impl Response {
 
     /// Starts a streamed response: returns the head to send. Chunks follow through
     /// [`Response::encode_chunk`] and the end through [`Response::encode_end`].
-    pub fn encode_stream_head(&mut self, mut head: HeadBuilder) -> Result<ResponseMsg, ResponseError> {
+    pub fn encode_stream_head(
+        &mut self,
+        mut head: HeadBuilder,
+    ) -> Result<ResponseMsg, ResponseError> {
         if self.state != State::Pending {
             return Err(ResponseError::AlreadyStarted);
         }
@@ -287,21 +304,29 @@ impl Response {
         } else if self.head_request {
             StreamFraming::NoBody
         } else if self.version == Version::Http11 {
-            head.buf.extend_from_slice(b"transfer-encoding: chunked\r\n");
+            head.buf
+                .extend_from_slice(b"transfer-encoding: chunked\r\n");
             StreamFraming::Chunked
         } else {
             keep_alive = false;
             StreamFraming::UntilClose
         };
         self.finish_head(&mut head, keep_alive);
-        self.state = State::Streaming { framing, keep_alive };
+        self.state = State::Streaming {
+            framing,
+            keep_alive,
+        };
         Ok(ResponseMsg::Bytes(head.buf))
     }
 
     /// Encodes one body chunk; `None` when there is nothing to send (empty chunk, HEAD, or a
     /// declared length already reached — excess bytes are dropped and the connection closed).
     pub fn encode_chunk(&mut self, data: &[u8]) -> Result<Option<ResponseMsg>, ResponseError> {
-        let State::Streaming { framing, keep_alive } = &mut self.state else {
+        let State::Streaming {
+            framing,
+            keep_alive,
+        } = &mut self.state
+        else {
             return Err(ResponseError::NotStreaming);
         };
         if data.is_empty() {
@@ -333,7 +358,11 @@ impl Response {
 
     /// Ends a streamed response.
     pub fn encode_end(&mut self) -> Result<ResponseMsg, ResponseError> {
-        let State::Streaming { framing, keep_alive } = self.state else {
+        let State::Streaming {
+            framing,
+            keep_alive,
+        } = self.state
+        else {
             return Err(ResponseError::NotStreaming);
         };
         self.state = State::Done;
@@ -449,17 +478,29 @@ pub fn simple_response(status: u16, body: &str, close: bool, extra: &[(&str, &st
 mod tests {
     use super::*;
 
-    fn response(version: Version, head_request: bool, keep_alive: bool) -> (Response, mpsc::Receiver<ResponseMsg>) {
+    fn response(
+        version: Version,
+        head_request: bool,
+        keep_alive: bool,
+    ) -> (Response, mpsc::Receiver<ResponseMsg>) {
         let (tx, rx) = mpsc::channel(8);
         (
-            Response::new(tx, head_request, version, keep_alive, Arc::new(AtomicBool::new(false))),
+            Response::new(
+                tx,
+                head_request,
+                version,
+                keep_alive,
+                Arc::new(AtomicBool::new(false)),
+            ),
             rx,
         )
     }
 
     fn text(msg: &ResponseMsg) -> String {
         match msg {
-            ResponseMsg::Bytes(b) | ResponseMsg::Final { bytes: b, .. } => String::from_utf8_lossy(b).into_owned(),
+            ResponseMsg::Bytes(b) | ResponseMsg::Final { bytes: b, .. } => {
+                String::from_utf8_lossy(b).into_owned()
+            }
             ResponseMsg::Abort => "<abort>".into(),
         }
     }
@@ -469,9 +510,16 @@ mod tests {
         let (mut r, _rx) = response(Version::Http11, false, true);
         let mut head = HeadBuilder::new(200, 0).unwrap();
         head.header(b"content-type", b"text/plain").unwrap();
-        let msg = r.encode_full(head, 5, |b| b.extend_from_slice(b"hello")).unwrap();
+        let msg = r
+            .encode_full(head, 5, |b| b.extend_from_slice(b"hello"))
+            .unwrap();
         let s = text(&msg);
-        assert!(s.starts_with("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5\r\ndate: "), "{s}");
+        assert!(
+            s.starts_with(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5\r\ndate: "
+            ),
+            "{s}"
+        );
         assert!(s.ends_with("GMT\r\n\r\nhello"), "{s}");
         assert!(matches!(msg, ResponseMsg::Final { close: false, .. }));
     }
@@ -482,9 +530,15 @@ mod tests {
         let mut head = HeadBuilder::new(200, 0).unwrap();
         head.header(b"transfer-encoding", b"chunked").unwrap();
         head.header(b"content-length", b"999").unwrap();
-        let s = text(&r.encode_full(head, 2, |b| b.extend_from_slice(b"ok")).unwrap());
+        let s = text(
+            &r.encode_full(head, 2, |b| b.extend_from_slice(b"ok"))
+                .unwrap(),
+        );
         assert!(s.contains("content-length: 2\r\n"), "{s}");
-        assert!(!s.contains("999") && !s.contains("transfer-encoding"), "{s}");
+        assert!(
+            !s.contains("999") && !s.contains("transfer-encoding"),
+            "{s}"
+        );
     }
 
     #[test]
@@ -492,8 +546,14 @@ mod tests {
         let (mut r, _rx) = response(Version::Http11, true, true);
         let mut head = HeadBuilder::new(200, 0).unwrap();
         head.header(b"content-length", b"1234").unwrap();
-        let s = text(&r.encode_full(head, 0, |b| b.extend_from_slice(b"never")).unwrap());
-        assert!(s.contains("content-length: 1234\r\n") && s.ends_with("\r\n\r\n"), "{s}");
+        let s = text(
+            &r.encode_full(head, 0, |b| b.extend_from_slice(b"never"))
+                .unwrap(),
+        );
+        assert!(
+            s.contains("content-length: 1234\r\n") && s.ends_with("\r\n\r\n"),
+            "{s}"
+        );
     }
 
     #[test]
@@ -501,8 +561,14 @@ mod tests {
         for status in [101, 204, 304] {
             let (mut r, _rx) = response(Version::Http11, false, true);
             let head = HeadBuilder::new(status, 0).unwrap();
-            let s = text(&r.encode_full(head, 3, |b| b.extend_from_slice(b"abc")).unwrap());
-            assert!(!s.contains("content-length") && s.ends_with("\r\n\r\n"), "{status}: {s}");
+            let s = text(
+                &r.encode_full(head, 3, |b| b.extend_from_slice(b"abc"))
+                    .unwrap(),
+            );
+            assert!(
+                !s.contains("content-length") && s.ends_with("\r\n\r\n"),
+                "{status}: {s}"
+            );
         }
     }
 
@@ -524,7 +590,10 @@ mod tests {
         let head = HeadBuilder::new(200, 0).unwrap();
         let h = text(&r.encode_stream_head(head).unwrap());
         assert!(h.contains("transfer-encoding: chunked\r\n"), "{h}");
-        assert_eq!(text(&r.encode_chunk(b"hello").unwrap().unwrap()), "5\r\nhello\r\n");
+        assert_eq!(
+            text(&r.encode_chunk(b"hello").unwrap().unwrap()),
+            "5\r\nhello\r\n"
+        );
         assert!(r.encode_chunk(b"").unwrap().is_none());
         let end = r.encode_end().unwrap();
         assert_eq!(text(&end), "0\r\n\r\n");
@@ -534,10 +603,19 @@ mod tests {
     #[test]
     fn streaming_http10_without_length_closes() {
         let (mut r, _rx) = response(Version::Http10, false, true);
-        let h = text(&r.encode_stream_head(HeadBuilder::new(200, 0).unwrap()).unwrap());
-        assert!(h.contains("connection: close") && !h.contains("chunked"), "{h}");
+        let h = text(
+            &r.encode_stream_head(HeadBuilder::new(200, 0).unwrap())
+                .unwrap(),
+        );
+        assert!(
+            h.contains("connection: close") && !h.contains("chunked"),
+            "{h}"
+        );
         assert_eq!(text(&r.encode_chunk(b"raw").unwrap().unwrap()), "raw");
-        assert!(matches!(r.encode_end().unwrap(), ResponseMsg::Final { close: true, .. }));
+        assert!(matches!(
+            r.encode_end().unwrap(),
+            ResponseMsg::Final { close: true, .. }
+        ));
     }
 
     #[test]
@@ -547,14 +625,20 @@ mod tests {
         head.header(b"content-length", b"4").unwrap();
         r.encode_stream_head(head).unwrap();
         assert_eq!(text(&r.encode_chunk(b"ab").unwrap().unwrap()), "ab");
-        assert!(matches!(r.encode_end().unwrap(), ResponseMsg::Abort), "short body must abort");
+        assert!(
+            matches!(r.encode_end().unwrap(), ResponseMsg::Abort),
+            "short body must abort"
+        );
 
         let (mut r, _rx) = response(Version::Http11, false, true);
         let mut head = HeadBuilder::new(200, 0).unwrap();
         head.header(b"content-length", b"2").unwrap();
         r.encode_stream_head(head).unwrap();
         assert_eq!(text(&r.encode_chunk(b"abcd").unwrap().unwrap()), "ab");
-        assert!(matches!(r.encode_end().unwrap(), ResponseMsg::Final { close: true, .. }));
+        assert!(matches!(
+            r.encode_end().unwrap(),
+            ResponseMsg::Final { close: true, .. }
+        ));
     }
 
     #[test]
@@ -567,7 +651,9 @@ mod tests {
         assert!(matches!(msg, ResponseMsg::Final { close: true, .. }));
 
         let (mut r, _rx) = response(Version::Http10, false, true);
-        let msg = r.encode_full(HeadBuilder::new(200, 0).unwrap(), 0, |_| {}).unwrap();
+        let msg = r
+            .encode_full(HeadBuilder::new(200, 0).unwrap(), 0, |_| {})
+            .unwrap();
         assert!(text(&msg).contains("connection: keep-alive\r\n"));
     }
 

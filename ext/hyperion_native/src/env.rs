@@ -112,7 +112,13 @@ pub fn build(ruby: &Ruby, ex: &Exchange, template: RHash) -> Result<RHash, Error
     let head = &ex.head;
 
     aset(env, k.request_method, intern(head.method.slice(buf)));
-    aset(env, k.path_info, new_str(head.path.slice(buf)));
+    // An absolute-form target with no path ("http://host?q") means "/" (RFC 9112 3.2.2).
+    let path = head.path.slice(buf);
+    aset(
+        env,
+        k.path_info,
+        new_str(if path.is_empty() { b"/" } else { path }),
+    );
     aset(env, k.query_string, new_str(head.query.slice(buf)));
     aset(env, k.request_uri, new_str(head.target.slice(buf)));
     aset(
@@ -123,9 +129,17 @@ pub fn build(ruby: &Ruby, ex: &Exchange, template: RHash) -> Result<RHash, Error
             Version::Http10 => k.http_1_0,
         },
     );
-    aset(env, k.rack_url_scheme, intern(ex.listener.scheme.as_bytes()));
+    aset(
+        env,
+        k.rack_url_scheme,
+        intern(ex.listener.scheme.as_bytes()),
+    );
 
-    let default_port: &[u8] = if ex.listener.scheme == "https" { b"443" } else { b"80" };
+    let default_port: &[u8] = if ex.listener.scheme == "https" {
+        b"443"
+    } else {
+        b"80"
+    };
     match head.host {
         Some(span) => {
             let (name, port) = split_host(span.slice(buf));
@@ -133,16 +147,28 @@ pub fn build(ruby: &Ruby, ex: &Exchange, template: RHash) -> Result<RHash, Error
             aset(env, k.server_port, new_str(port.unwrap_or(default_port)));
         }
         None => {
-            aset(env, k.server_name, new_str(ex.listener.server_name.as_bytes()));
+            aset(
+                env,
+                k.server_name,
+                new_str(ex.listener.server_name.as_bytes()),
+            );
             if ex.listener.server_port == 0 {
                 aset(env, k.server_port, new_str(default_port));
             } else {
-                aset(env, k.server_port, new_str(ex.listener.server_port.to_string().as_bytes()));
+                aset(
+                    env,
+                    k.server_port,
+                    new_str(ex.listener.server_port.to_string().as_bytes()),
+                );
             }
         }
     }
     match ex.peer {
-        Peer::Tcp(addr) => aset(env, k.remote_addr, new_str(addr.ip().to_string().as_bytes())),
+        Peer::Tcp(addr) => aset(
+            env,
+            k.remote_addr,
+            new_str(addr.ip().to_string().as_bytes()),
+        ),
         Peer::Unix => aset(env, k.remote_addr, new_str(b"127.0.0.1")),
     }
 
@@ -164,14 +190,20 @@ pub fn build(ruby: &Ruby, ex: &Exchange, template: RHash) -> Result<RHash, Error
         if !cgi_header_key(name, &mut key) {
             continue;
         }
-        if key == b"HTTP_TRANSFER_ENCODING" {
-            // The body handed to the app is already de-chunked; its length is below.
+        // The body handed to the app is already de-chunked (its length is set below), and a
+        // client-sent `Proxy` header must never become HTTP_PROXY, which CGI-style code reads
+        // as the outbound proxy setting ("httpoxy").
+        if key == b"HTTP_TRANSFER_ENCODING" || key == b"HTTP_PROXY" {
             continue;
         }
         add_header(env, &key, value);
     }
     if !saw_length && (!ex.body.is_empty() || !ex.trailers.is_empty()) {
-        aset(env, k.content_length, new_str(ex.body.len().to_string().as_bytes()));
+        aset(
+            env,
+            k.content_length,
+            new_str(ex.body.len().to_string().as_bytes()),
+        );
     }
     for (name, value) in &ex.trailers {
         key.clear();
@@ -221,9 +253,18 @@ mod tests {
     #[test]
     fn host_splitting_is_ipv6_safe() {
         assert_eq!(split_host(b"example.com"), (&b"example.com"[..], None));
-        assert_eq!(split_host(b"example.com:8080"), (&b"example.com"[..], Some(&b"8080"[..])));
+        assert_eq!(
+            split_host(b"example.com:8080"),
+            (&b"example.com"[..], Some(&b"8080"[..]))
+        );
         assert_eq!(split_host(b"[::1]"), (&b"[::1]"[..], None));
-        assert_eq!(split_host(b"[::1]:9292"), (&b"[::1]"[..], Some(&b"9292"[..])));
-        assert_eq!(split_host(b"[fe80::1%25eth0]:80"), (&b"[fe80::1%25eth0]"[..], Some(&b"80"[..])));
+        assert_eq!(
+            split_host(b"[::1]:9292"),
+            (&b"[::1]"[..], Some(&b"9292"[..]))
+        );
+        assert_eq!(
+            split_host(b"[fe80::1%25eth0]:80"),
+            (&b"[fe80::1%25eth0]"[..], Some(&b"80"[..]))
+        );
     }
 }

@@ -12,11 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyperion_engine::{
-    Engine, EngineConfig, Exchange, HeadBuilder, ListenSpec, Pop, ResponseError, ResponseMsg, WaitToken,
+    Engine, EngineConfig, Exchange, HeadBuilder, ListenSpec, Pop, ResponseError, ResponseMsg,
+    WaitToken,
 };
 use magnus::prelude::*;
 use magnus::value::Lazy;
-use magnus::{function, method, Error, ExceptionClass, RArray, RHash, RModule, RString, Ruby, Value};
+use magnus::{
+    function, method, Error, ExceptionClass, RArray, RHash, RModule, RString, Ruby, Value,
+};
 
 static INVALID_RESPONSE: Lazy<ExceptionClass> = Lazy::new(|ruby| {
     let native: RModule = ruby
@@ -24,7 +27,9 @@ static INVALID_RESPONSE: Lazy<ExceptionClass> = Lazy::new(|ruby| {
         .const_get::<_, RModule>("Hyperion")
         .and_then(|m| m.const_get("Native"))
         .expect("Hyperion::Native is defined at load");
-    native.const_get("InvalidResponse").expect("defined at load")
+    native
+        .const_get("InvalidResponse")
+        .expect("defined at load")
 });
 
 fn invalid(ruby: &Ruby, e: ResponseError) -> Error {
@@ -54,7 +59,10 @@ fn opt<T: magnus::TryConvert>(ruby: &Ruby, opts: RHash, name: &str) -> Result<Op
 fn seconds(ruby: &Ruby, opts: RHash, name: &str) -> Result<Option<Duration>, Error> {
     match opt::<f64>(ruby, opts, name)? {
         Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-        Some(s) => Err(Error::new(ruby.exception_arg_error(), format!("{name} must be >= 0, got {s}"))),
+        Some(s) => Err(Error::new(
+            ruby.exception_arg_error(),
+            format!("{name} must be >= 0, got {s}"),
+        )),
         None => Ok(None),
     }
 }
@@ -147,10 +155,12 @@ impl RbEngine {
     /// Pending signal traps run while waiting.
     fn wait(ruby: &Ruby, rb_self: &Self, timeout: Option<f64>) -> Result<bool, Error> {
         let engine = rb_self.engine.clone();
-        let deadline = timeout.map(|t| std::time::Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+        let deadline =
+            timeout.map(|t| std::time::Instant::now() + Duration::from_secs_f64(t.max(0.0)));
         let token = WaitToken::new();
         loop {
-            let remaining = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            let remaining =
+                deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
             let stopped = gvl::without_gvl(
                 || engine.wait_stopped(&token, remaining),
                 || engine.interrupt_wait(&token),
@@ -185,7 +195,10 @@ impl RbEngine {
     fn stats(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
         let s = rb_self.engine.stats();
         let h = ruby.hash_new();
-        h.aset(ruby.to_symbol("connections_accepted"), s.connections_accepted)?;
+        h.aset(
+            ruby.to_symbol("connections_accepted"),
+            s.connections_accepted,
+        )?;
         h.aset(ruby.to_symbol("connections_active"), s.connections_active)?;
         h.aset(ruby.to_symbol("requests_total"), s.requests_total)?;
         h.aset(ruby.to_symbol("parse_errors"), s.parse_errors)?;
@@ -275,7 +288,10 @@ impl RbExchange {
         let mut failure: Option<Error> = None;
         headers.foreach(|name: Value, value: Value| {
             let Some(name) = RString::from_value(name) else {
-                failure = Some(invalid(ruby, ResponseError::InvalidHeaderName(format!("{name:?}"))));
+                failure = Some(invalid(
+                    ruby,
+                    ResponseError::InvalidHeaderName(format!("{name:?}")),
+                ));
                 return Ok(magnus::r_hash::ForEach::Stop);
             };
             // SAFETY: the bytes are copied into the head before any Ruby code can run.
@@ -304,7 +320,9 @@ impl RbExchange {
                 }
                 r
             } else {
-                Err(ResponseError::InvalidHeaderValue(String::from_utf8_lossy(name_bytes).into()))
+                Err(ResponseError::InvalidHeaderValue(
+                    String::from_utf8_lossy(name_bytes).into(),
+                ))
             };
             match result {
                 Ok(()) => Ok(magnus::r_hash::ForEach::Continue),
@@ -321,7 +339,13 @@ impl RbExchange {
     }
 
     /// The whole response at once: an Array body becomes one write with the head.
-    fn respond(ruby: &Ruby, rb_self: &Self, status: i64, headers: RHash, body: RArray) -> Result<bool, Error> {
+    fn respond(
+        ruby: &Ruby,
+        rb_self: &Self,
+        status: i64,
+        headers: RHash,
+        body: RArray,
+    ) -> Result<bool, Error> {
         let head = Self::head_from(ruby, status, headers)?;
         // SAFETY: no Ruby code runs while the slice is in use.
         let parts = unsafe { body.as_slice() };
@@ -342,7 +366,9 @@ impl RbExchange {
                 .encode_full(head, total, |buf| {
                     for part in parts {
                         // SAFETY: checked to be Strings above; the GVL is held.
-                        buf.extend_from_slice(unsafe { RString::from_value(*part).unwrap_unchecked().as_slice() });
+                        buf.extend_from_slice(unsafe {
+                            RString::from_value(*part).unwrap_unchecked().as_slice()
+                        });
                     }
                 })
                 .map_err(|e| invalid(ruby, e))
@@ -353,7 +379,11 @@ impl RbExchange {
     /// Starts a streamed response (the body is written with #write, ended with #finish).
     fn start(ruby: &Ruby, rb_self: &Self, status: i64, headers: RHash) -> Result<bool, Error> {
         let head = Self::head_from(ruby, status, headers)?;
-        let msg = rb_self.with(ruby, |ex| ex.response.encode_stream_head(head).map_err(|e| invalid(ruby, e)))?;
+        let msg = rb_self.with(ruby, |ex| {
+            ex.response
+                .encode_stream_head(head)
+                .map_err(|e| invalid(ruby, e))
+        })?;
         rb_self.send(ruby, msg)
     }
 
@@ -372,7 +402,9 @@ impl RbExchange {
     }
 
     fn finish(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
-        let msg = rb_self.with(ruby, |ex| ex.response.encode_end().map_err(|e| invalid(ruby, e)))?;
+        let msg = rb_self.with(ruby, |ex| {
+            ex.response.encode_end().map_err(|e| invalid(ruby, e))
+        })?;
         let sent = rb_self.send(ruby, msg)?;
         rb_self.release();
         Ok(sent)

@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# Generic Rack hello benchmark: Hyperion vs Debian's puma vs nginx, measured in one run.
+#
+# Each server is pinned to core 0 and wrk to core 1, so the server gets exactly one core
+# and the load generator never competes with it. Servers are measured round-robin (run 1 of
+# every server, then run 2 of every server, ...) so slow drift of the machine (thermal,
+# other tenants) spreads over all servers instead of penalising whichever went last.
+#
+# Usage: bench/run.sh        (from anywhere; ~2 minutes with the defaults)
+# Environment:
+#   DURATION=10s  CONNECTIONS=100  RUNS=3  SERVERS="hyperion puma nginx"
+#   WARMUP=2s     PORT_BASE=18301  STOP_TIMEOUT=10 (seconds to wait after SIGTERM)
+set -euo pipefail
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-100}
+RUNS=${RUNS:-3}
+SERVERS=${SERVERS:-hyperion puma nginx}
+WARMUP=${WARMUP:-2s}
+PORT_BASE=${PORT_BASE:-18301}
+STOP_TIMEOUT=${STOP_TIMEOUT:-10}
+SERVER_CPU=0
+CLIENT_CPU=1
+NGINX_KEEPALIVE_REQUESTS=100000
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+RESULTS_DIR=$ROOT/bench/results
+RAW_DIR=$RESULTS_DIR/raw
+STAMP=$(date +%Y-%m-%d-%H%M%S)
+REPORT=$RESULTS_DIR/hello-$STAMP.md
+mkdir -p "$RAW_DIR"
+
+TMP=$(mktemp -d -t hyperion-bench.XXXXXX)
+SERVER_PID=""          # the server currently running (also its process group id)
+NOTES=()               # anomalies worth printing in the report (forced kills, invalid runs)
+
+log() { printf '[run.sh] %s\n' "$*" >&2; }
+loud() { printf '\n!!!!!!!! %s\n\n' "$*" >&2; NOTES+=("$*"); }
+
+# Whatever happens (error, Ctrl-C), never leave a server running: it would hold the port
+# and steal core 0 from the next benchmark. Only the process group we started is killed.
+cleanup() {
+  if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -KILL -- "-$SERVER_PID" 2>/dev/null || kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+for tool in wrk taskset curl ss awk; do
+  command -v "$tool" >/dev/null || { log "missing tool: $tool"; exit 1; }
+done
+if (( $(nproc) < 2 )); then
+  log "need at least 2 cores (server on core $SERVER_CPU, wrk on core $CLIENT_CPU)"; exit 1
+fi
+
+port_of() {
+  case $1 in
+    hyperion) echo $((PORT_BASE)) ;;
+    puma) echo $((PORT_BASE + 1)) ;;
+    nginx) echo $((PORT_BASE + 2)) ;;
+    *) log "unknown server: $1 (known: hyperion puma nginx)"; exit 1 ;;
+  esac
+}
+
+# The exact command line for each server; also printed in the report.
+server_cmd() {
+  local name=$1 port
+  port=$(port_of "$name")
+  case $name in
+    hyperion) echo "bundle exec hyperion -e production -t 5 -p $port bench/hello.ru" ;;
+    puma) echo "puma -t 5:5 -e production -b tcp://127.0.0.1:$port bench/hello.ru" ;;
+    nginx) echo "nginx -p $TMP/nginx -c $TMP/nginx/nginx.conf -e $TMP/nginx/error.log" ;;
+  esac
+}
+
+write_nginx_conf() {
+  local port=$1 dir=$TMP/nginx
+  mkdir -p "$dir"
+  # keepalive_requests: nginx's default (1000) would close each wrk connection every 1000
+  # requests; Hyperion and puma do not, so the comparison would include reconnects.
+  # Temp paths point into the prefix so nothing outside the temp dir is touched.
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type text/plain;
+  keepalive_requests $NGINX_KEEPALIVE_REQUESTS;
+  client_body_temp_path $dir/client_body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+  server {
+    listen 127.0.0.1:$port;
+    location / { return 200 "Hello, World!"; }
+  }
+}
+EOF
+}
+
+port_in_use() { ss -Hltn "sport = :$1" | grep -q .; }
+
+# Starts a server pinned to the server core, in its own session so that stopping it also
+# reaches its children (nginx's worker). Sets SERVER_PID.
+start_server() {
+  local name=$1 logfile=$2 port cmd
+  port=$(port_of "$name")
+  if port_in_use "$port"; then
+    # Measuring whatever else owns the port would silently produce wrong numbers.
+    log "port $port is already in use; set PORT_BASE to a free range"; exit 1
+  fi
+  if [[ $name == nginx ]]; then write_nginx_conf "$port"; fi
+  cmd=$(server_cmd "$name")
+  # shellcheck disable=SC2086 # the command line is word-split on purpose
+  (exec setsid taskset -c "$SERVER_CPU" $cmd) >"$logfile" 2>&1 </dev/null &
+  SERVER_PID=$!
+  wait_until_ready "$name" "$port" "$logfile"
+  if [[ $(ps -o pgid= -p "$SERVER_PID" | tr -d ' ') != "$SERVER_PID" ]]; then
+    log "warning: $name pid $SERVER_PID is not its own process group; only the pid will be signalled"
+  fi
+}
+
+# Ready means an HTTP 200 on the port, not just an open socket: a server can bind before its
+# app is loaded.
+wait_until_ready() {
+  local name=$1 port=$2 logfile=$3 deadline=$((SECONDS + 60))
+  until [[ $(curl -s -o /dev/null -m 1 -w '%{http_code}' "http://127.0.0.1:$port/" || true) == 200 ]]; do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      log "$name exited during boot; its output:"; cat "$logfile" >&2; SERVER_PID=""; exit 1
+    fi
+    if (( SECONDS >= deadline )); then
+      log "$name did not answer 200 on port $port within 60 s; its output:"; cat "$logfile" >&2; exit 1
+    fi
+    sleep 0.2
+  done
+}
+
+# SIGTERM first (a graceful stop is part of normal server behaviour); a server that ignores
+# it is killed, and that is reported rather than hidden.
+stop_server() {
+  local name=$1 deadline=$((SECONDS + STOP_TIMEOUT))
+  [[ -n $SERVER_PID ]] || return 0
+  kill -TERM -- "-$SERVER_PID" 2>/dev/null || kill -TERM "$SERVER_PID" 2>/dev/null || true
+  while kill -0 "$SERVER_PID" 2>/dev/null && [[ $(ps -o stat= -p "$SERVER_PID") != Z* ]]; do
+    if (( SECONDS >= deadline )); then
+      loud "$name (pid $SERVER_PID) still running ${STOP_TIMEOUT}s after SIGTERM: sent SIGKILL"
+      kill -KILL -- "-$SERVER_PID" 2>/dev/null || kill -KILL "$SERVER_PID" 2>/dev/null || true
+      break
+    fi
+    sleep 0.2
+  done
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+# wrk prints latencies as 850.00us / 3.21ms / 1.02s / 1.50m; normalise to ms.
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+    f = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : (u == "h") ? 3600000 : -1
+    if (f < 0) exit 1
+    printf "%.3f", n * f
+  }'
+}
+
+median() {
+  # Reads numbers (one per line); prints the median, or nothing for no input.
+  sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) exit; m = int((NR + 1) / 2); print (NR % 2) ? a[m] : (a[m] + a[m + 1]) / 2 }'
+}
+
+declare -A RPS P99 VALID
+read -r -a SERVER_LIST <<<"$SERVERS"
+for name in "${SERVER_LIST[@]}"; do port_of "$name" >/dev/null; RPS[$name]=""; P99[$name]=""; VALID[$name]=0; done
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+RUN_ROWS=()
+log "servers: ${SERVER_LIST[*]}; $RUNS runs of $DURATION at $CONNECTIONS connections; results in $REPORT"
+
+for run in $(seq 1 "$RUNS"); do
+  for name in "${SERVER_LIST[@]}"; do
+    port=$(port_of "$name")
+    url="http://127.0.0.1:$port/"
+    raw=$RAW_DIR/hello-$STAMP-$name-run$run.txt
+    log "run $run/$RUNS: $name"
+    start_server "$name" "$TMP/$name-run$run.log"
+
+    # Warm-up: first requests pay for lazy loading, allocation and caches in every server.
+    taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" "$url" >/dev/null 2>&1 || true
+
+    wrk_status=0
+    taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$url" >"$raw" 2>&1 || wrk_status=$?
+    stop_server "$name"
+    cp "$TMP/$name-run$run.log" "$RAW_DIR/hello-$STAMP-$name-run$run.server.log"
+
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$raw")
+    p99_raw=$(awk '$1 == "99%" { print $2 }' "$raw")
+    p99=""
+    [[ -n $p99_raw ]] && p99=$(to_ms "$p99_raw" || true)
+    reason=""
+    # A server that answers errors or drops connections can be fast at it; such runs are not
+    # comparable, so they are excluded instead of averaged in.
+    if grep -q 'Non-2xx or 3xx responses' "$raw"; then reason="Non-2xx or 3xx responses"; fi
+    if grep -q 'Socket errors' "$raw"; then reason="${reason:+$reason; }$(grep 'Socket errors' "$raw" | sed 's/^ *//')"; fi
+    if (( wrk_status != 0 )) || [[ -z $rps || -z $p99 ]]; then reason="${reason:+$reason; }wrk failed (exit $wrk_status) or printed no result"; fi
+
+    if [[ -n $reason ]]; then
+      loud "INVALID: $name run $run excluded: $reason (raw: ${raw#"$ROOT"/})"
+      RUN_ROWS+=("| $run | $name | ${rps:-–} | ${p99:-–} | INVALID: $reason |")
+    else
+      RPS[$name]+="$rps"$'\n'
+      P99[$name]+="$p99"$'\n'
+      VALID[$name]=$((VALID[$name] + 1))
+      RUN_ROWS+=("| $run | $name | $rps | $p99 | valid |")
+    fi
+    log "  $name run $run: ${rps:-?} req/s, p99 ${p99:-?} ms${reason:+ (INVALID)}"
+  done
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+declare -A MED_RPS MED_P99
+for name in "${SERVER_LIST[@]}"; do
+  MED_RPS[$name]=$(printf '%s' "${RPS[$name]}" | median)
+  MED_P99[$name]=$(printf '%s' "${P99[$name]}" | median)
+  if (( VALID[$name] == 0 )); then loud "$name has NO valid run: no result for it"; fi
+done
+
+ratio() { # ratio A B, or n/a when either side is missing
+  if [[ -n $1 && -n $2 ]]; then awk -v a="$1" -v b="$2" 'BEGIN { printf (b > 0) ? "%.2fx" : "n/a", a / (b > 0 ? b : 1) }'; else printf 'n/a'; fi
+}
+
+{
+  echo "# Generic Rack hello: $(date '+%Y-%m-%d %H:%M:%S %Z')"
+  echo
+  echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), kernel $(uname -r), $(ruby -v | cut -d' ' -f1-2)."
+  echo "Load average before: $LOAD_BEFORE; after: $LOAD_AFTER."
+  echo
+  echo "Each server on core $SERVER_CPU (\`taskset -c $SERVER_CPU\`), wrk on core $CLIENT_CPU:"
+  echo "\`taskset -c $CLIENT_CPU wrk -t1 -c$CONNECTIONS -d$DURATION --latency URL\` after a $WARMUP warm-up;"
+  echo "$RUNS runs per server, round-robin; medians over valid runs. A run whose wrk output contains"
+  echo "\`Non-2xx or 3xx responses\` or \`Socket errors\` is INVALID and excluded."
+  echo "nginx: 1 worker, \`keepalive_requests $NGINX_KEEPALIVE_REQUESTS\` so wrk's connections are not recycled"
+  echo "(nginx's default of 1000 would close each connection every 1000 requests)."
+  echo
+  echo "| Server | Median req/s | Median p99 (ms) | req/s vs puma | p99 vs puma | Valid runs |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  for name in "${SERVER_LIST[@]}"; do
+    echo "| $name | ${MED_RPS[$name]:-–} | ${MED_P99[$name]:-–} | $(ratio "${MED_RPS[$name]}" "${MED_RPS[puma]:-}") | $(ratio "${MED_P99[$name]}" "${MED_P99[puma]:-}") | ${VALID[$name]}/$RUNS |"
+  done
+  echo
+  echo "p99 vs puma below 1.00x means a lower (better) p99 than puma."
+  if [[ -n ${MED_RPS[hyperion]:-} && -n ${MED_RPS[nginx]:-} ]]; then
+    echo "Hyperion vs nginx: req/s $(ratio "${MED_RPS[hyperion]}" "${MED_RPS[nginx]}"), p99 $(ratio "${MED_P99[hyperion]}" "${MED_P99[nginx]}")."
+  fi
+  echo
+  echo "## Every run"
+  echo
+  echo "| Run | Server | req/s | p99 (ms) | Status |"
+  echo "|---:|---|---:|---:|---|"
+  printf '%s\n' "${RUN_ROWS[@]}"
+  echo
+  echo "## Commands"
+  echo
+  for name in "${SERVER_LIST[@]}"; do echo "- $name: \`taskset -c $SERVER_CPU $(server_cmd "$name" | sed "s#$TMP#\$TMP#g")\`"; done
+  echo
+  echo "Raw wrk output and server logs: \`bench/results/raw/hello-$STAMP-*\`."
+  if (( ${#NOTES[@]} > 0 )); then
+    echo
+    echo "## Problems during this run"
+    echo
+    printf -- '- %s\n' "${NOTES[@]}"
+  fi
+} | tee "$REPORT"

@@ -1,0 +1,338 @@
+//! The engine driven end to end by a Rust application over real sockets.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use hyperion_engine::{Engine, EngineConfig, Exchange, HeadBuilder, ListenSpec, Pop, WaitToken};
+
+fn tcp() -> Vec<ListenSpec> {
+    vec![ListenSpec::Tcp {
+        host: "127.0.0.1".into(),
+        port: 0,
+    }]
+}
+
+/// Starts `threads` application threads answering every exchange with `handler`.
+fn start(config: EngineConfig, threads: usize, handler: fn(&mut Exchange)) -> (Arc<Engine>, u16) {
+    let engine = Arc::new(Engine::start(config, &tcp()).expect("bind"));
+    for _ in 0..threads {
+        let queue = engine.queue().clone();
+        thread::spawn(move || {
+            let token = WaitToken::new();
+            loop {
+                match queue.pop(&token, None) {
+                    Pop::Exchange(mut ex) => handler(&mut ex),
+                    Pop::Closed => break,
+                    Pop::Interrupted => {}
+                }
+            }
+        });
+    }
+    let port = engine.ports()[0];
+    (engine, port)
+}
+
+fn respond(ex: &mut Exchange, status: i64, body: &[u8]) {
+    let mut head = HeadBuilder::new(status, 128).unwrap();
+    head.header(b"content-type", b"text/plain").unwrap();
+    let msg = ex
+        .response
+        .encode_full(head, body.len() as u64, |b| b.extend_from_slice(body))
+        .unwrap();
+    ex.response.send(msg).unwrap();
+}
+
+/// Echoes "METHOD PATH BODY".
+fn echo(ex: &mut Exchange) {
+    let mut out = Vec::new();
+    out.extend_from_slice(ex.method());
+    out.push(b' ');
+    out.extend_from_slice(ex.path());
+    out.push(b' ');
+    out.extend_from_slice(&ex.body);
+    respond(ex, 200, &out);
+}
+
+fn connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Reads until `n` complete responses (content-length framed) have arrived or EOF.
+fn read_responses(s: &mut TcpStream, n: usize) -> Vec<(u16, String)> {
+    let mut data = Vec::new();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        // Parse what we have.
+        out.clear();
+        let mut rest = &data[..];
+        while let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = std::str::from_utf8(&rest[..end]).unwrap();
+            let status: u16 = head[9..12].parse().unwrap();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map(|v| v.parse::<usize>().unwrap())
+                .unwrap_or(0);
+            if rest.len() < end + 4 + len {
+                break;
+            }
+            out.push((
+                status,
+                String::from_utf8_lossy(&rest[end + 4..end + 4 + len]).into_owned(),
+            ));
+            rest = &rest[end + 4 + len..];
+        }
+        if out.len() >= n {
+            return out;
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return out,
+            Ok(k) => data.extend_from_slice(&buf[..k]),
+        }
+    }
+}
+
+#[test]
+fn keep_alive_and_pipelined_requests_are_answered_in_order() {
+    let (_engine, port) = start(EngineConfig::default(), 4, echo);
+    let mut s = connect(port);
+    s.write_all(b"GET /one HTTP/1.1\r\nHost: a\r\n\r\nPOST /two HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET /three HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let got = read_responses(&mut s, 3);
+    assert_eq!(
+        got,
+        vec![
+            (200, "GET /one ".to_string()),
+            (200, "POST /two abc".to_string()),
+            (200, "GET /three ".to_string())
+        ]
+    );
+    // Still open: a fourth request on the same socket.
+    s.write_all(b"GET /four HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        read_responses(&mut s, 1),
+        vec![(200, "GET /four ".to_string())]
+    );
+}
+
+#[test]
+fn chunked_request_body_is_decoded_before_dispatch() {
+    let (_engine, port) = start(EngineConfig::default(), 1, echo);
+    let mut s = connect(port);
+    s.write_all(
+        b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    )
+    .unwrap();
+    thread::sleep(Duration::from_millis(50));
+    s.write_all(b"6;ext=1\r\n world\r\n0\r\nX-Sum: 1\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        read_responses(&mut s, 1),
+        vec![(200, "POST /up hello world".to_string())]
+    );
+}
+
+#[test]
+fn malformed_request_gets_400_and_the_connection_closes() {
+    let (engine, port) = start(EngineConfig::default(), 1, echo);
+    let mut s = connect(port);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\naGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert!(all.starts_with("HTTP/1.1 400 "), "{all}");
+    assert!(all.contains("connection: close"), "{all}");
+    assert!(
+        !all.contains("smuggled") && all.matches("HTTP/1.1").count() == 1,
+        "{all}"
+    );
+    assert_eq!(engine.stats().parse_errors, 1);
+    assert_eq!(engine.stats().requests_total, 0);
+}
+
+#[test]
+fn full_queue_answers_503_with_retry_after() {
+    let config = EngineConfig {
+        max_pending: 1,
+        // The queued exchange is never answered; do not wait long for it when dropping.
+        graceful_timeout: Duration::from_millis(100),
+        ..EngineConfig::default()
+    };
+    // No application thread: the first exchange fills the queue.
+    let (engine, port) = start(config, 0, echo);
+    let mut first = connect(port);
+    first
+        .write_all(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    while engine.queue().is_empty() {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let mut second = connect(port);
+    second
+        .write_all(b"GET /b HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = second.read(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
+    assert!(text.contains("retry-after: 1\r\n"), "{text}");
+    assert_eq!(engine.stats().rejected, 1);
+}
+
+#[test]
+fn idle_connections_are_closed_after_idle_keepalive() {
+    let config = EngineConfig {
+        idle_keepalive: Duration::from_millis(200),
+        ..EngineConfig::default()
+    };
+    let (_engine, port) = start(config, 1, echo);
+    let mut s = connect(port);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    assert_eq!(read_responses(&mut s, 1).len(), 1);
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        s.read(&mut buf).unwrap(),
+        0,
+        "server closes the idle connection"
+    );
+}
+
+#[test]
+fn graceful_stop_finishes_in_flight_requests_and_refuses_new_connections() {
+    fn slow(ex: &mut Exchange) {
+        thread::sleep(Duration::from_millis(300));
+        respond(ex, 200, b"finished");
+    }
+    let (engine, port) = start(EngineConfig::default(), 2, slow);
+    let mut busy = connect(port);
+    busy.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut idle = connect(port);
+    while engine.stats().requests_total == 0 {
+        thread::sleep(Duration::from_millis(5));
+    }
+    engine.stop();
+    let got = read_responses(&mut busy, 1);
+    assert_eq!(got, vec![(200, "finished".to_string())]);
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        idle.read(&mut buf).unwrap(),
+        0,
+        "idle connection closed on stop"
+    );
+    assert!(engine.wait_stopped(&WaitToken::new(), Some(Duration::from_secs(10))));
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "listener closed"
+    );
+    assert!(engine.queue().is_closed());
+}
+
+#[test]
+fn graceful_timeout_cuts_requests_that_take_too_long() {
+    fn stuck(ex: &mut Exchange) {
+        thread::sleep(Duration::from_secs(3));
+        respond(ex, 200, b"late");
+    }
+    let config = EngineConfig {
+        graceful_timeout: Duration::from_millis(200),
+        ..EngineConfig::default()
+    };
+    let (engine, port) = start(config, 1, stuck);
+    let mut s = connect(port);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    while engine.stats().requests_total == 0 {
+        thread::sleep(Duration::from_millis(5));
+    }
+    engine.stop();
+    assert!(engine.wait_stopped(&WaitToken::new(), Some(Duration::from_secs(10))));
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    assert!(buf.is_empty(), "no response after the graceful timeout");
+}
+
+#[test]
+fn request_read_timeout_answers_408_to_a_stalled_head() {
+    let config = EngineConfig {
+        request_read_timeout: Duration::from_millis(200),
+        ..EngineConfig::default()
+    };
+    let (engine, port) = start(config, 1, echo);
+    let mut s = connect(port);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n").unwrap();
+    let mut all = String::new();
+    let _ = s.read_to_string(&mut all);
+    assert!(all.starts_with("HTTP/1.1 408 "), "{all}");
+    assert_eq!(engine.stats().read_timeouts, 1);
+}
+
+#[test]
+fn streamed_response_is_chunked_and_coalesced_with_its_end() {
+    fn stream(ex: &mut Exchange) {
+        let head = HeadBuilder::new(200, 64).unwrap();
+        let msg = ex.response.encode_stream_head(head).unwrap();
+        ex.response.send(msg).unwrap();
+        for part in [&b"ab"[..], b"cde"] {
+            let msg = ex.response.encode_chunk(part).unwrap().unwrap();
+            ex.response.send(msg).unwrap();
+        }
+        let msg = ex.response.encode_end().unwrap();
+        ex.response.send(msg).unwrap();
+    }
+    let (_engine, port) = start(EngineConfig::default(), 1, stream);
+    let mut s = connect(port);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !data.ends_with(b"0\r\n\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "unexpected EOF");
+        data.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8(data).unwrap();
+    assert!(text.contains("transfer-encoding: chunked\r\n"), "{text}");
+    assert!(
+        text.ends_with("\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unix_socket_listener_serves_and_removes_its_file() {
+    use std::os::unix::net::UnixStream;
+    let dir = std::env::temp_dir().join(format!("hyperion-engine-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.sock");
+    let engine = Engine::start(
+        EngineConfig::default(),
+        &[ListenSpec::Unix { path: path.clone() }],
+    )
+    .unwrap();
+    let queue = engine.queue().clone();
+    thread::spawn(move || {
+        let token = WaitToken::new();
+        while let Pop::Exchange(mut ex) = queue.pop(&token, None) {
+            echo(&mut ex);
+        }
+    });
+    let mut s = UnixStream::connect(&path).unwrap();
+    s.write_all(b"GET /unix HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert!(
+        all.starts_with("HTTP/1.1 200 ") && all.ends_with("GET /unix "),
+        "{all}"
+    );
+    engine.stop();
+    assert!(engine.wait_stopped(&WaitToken::new(), Some(Duration::from_secs(10))));
+    assert!(!path.exists(), "socket file removed on stop");
+    let _ = std::fs::remove_dir_all(&dir);
+}
