@@ -13,6 +13,8 @@ abort "hyperion-rb: cargo not found (install Rust from https://rustup.rs)" unles
 target_dir = ENV.fetch('CARGO_TARGET_DIR', File.join(root, 'target'))
 dlext = RbConfig::CONFIG['DLEXT']
 built = File.join(target_dir, 'release', 'libhyperion_native.so')
+# RubyGems points sitearchdir at its staging directory while this script runs.
+install_dir = RbConfig::CONFIG['sitearchdir']
 
 File.write('Makefile', <<~MAKE)
   CARGO = #{cargo}
@@ -20,7 +22,7 @@ File.write('Makefile', <<~MAKE)
   TARGET_DIR = #{target_dir}
   BUILT = #{built}
   DLLIB = hyperion_native.#{dlext}
-  RUBYARCHDIR = $(sitearchdir)$(target_prefix)
+  RUBYARCHDIR = $(DESTDIR)#{install_dir}
 
   all: $(DLLIB)
 

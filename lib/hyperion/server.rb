@@ -19,6 +19,9 @@ module Hyperion
 
     # Binds the listeners and starts the application threads. Raises Hyperion::BindError.
     def start
+      # The engine writes a byte here when it has stopped. Waiting on a Ruby IO (rather than
+      # inside the extension) is what lets signal traps run on the main thread.
+      @stopped_reader, @stopped_writer = IO.pipe
       @engine = Native::Engine.start(engine_options)
       @adapter = RackAdapter.new(@app, env_template: env_template, logger: @logger)
       @threads = Array.new(@config.threads) { |i| spawn_thread(i) }
@@ -50,11 +53,14 @@ module Hyperion
     # Serves until stopped. With threads = 0 the calling thread runs the app itself.
     def wait
       if @config.threads.zero?
-        work
+        work_inline
       else
-        nil until @engine.wait(nil)
+        IO.select([@stopped_reader]) until @engine.stopped?
       end
+      @engine.wait(nil)
       join_threads
+      @stopped_reader.close
+      @stopped_writer.close
     end
 
     private
@@ -66,7 +72,8 @@ module Hyperion
         idle_keepalive: @config.idle_keepalive.to_f,
         graceful_timeout: @config.graceful_timeout.to_f,
         max_body_bytes: @config.max_body_bytes,
-        max_header_bytes: @config.max_header_bytes
+        max_header_bytes: @config.max_header_bytes,
+        stop_notify_fd: @stopped_writer.fileno
       }
     end
 
@@ -93,13 +100,25 @@ module Hyperion
 
     # Takes exchanges until the engine has stopped and the queue is empty.
     def work
-      while (exchange = @engine.next_exchange)
+      while (exchange = @engine.next_exchange(nil))
         @adapter.call(exchange)
       end
     rescue StandardError => e
       # The adapter already isolates app errors; anything here is a server bug. Keep serving.
       @logger.exception(e, 'application thread error')
       retry
+    end
+
+    # The main thread serving by itself wakes regularly so that signal traps run.
+    INLINE_WAKEUP = 0.2
+
+    def work_inline
+      loop do
+        exchange = @engine.next_exchange(INLINE_WAKEUP)
+        break if exchange.nil?
+
+        @adapter.call(exchange) if exchange
+      end
     end
 
     # The engine has stopped; threads still inside the app after graceful_timeout are

@@ -26,6 +26,9 @@ pub struct EngineConfig {
     pub max_pending: usize,
     pub limits: Limits,
     pub listen_backlog: i32,
+    /// A descriptor (e.g. a pipe's write end, owned by the caller) that gets one byte when the
+    /// engine has fully stopped, so a caller can wait with its own event loop.
+    pub stop_notify_fd: Option<i32>,
 }
 
 impl Default for EngineConfig {
@@ -38,6 +41,7 @@ impl Default for EngineConfig {
             max_pending: 4096,
             limits: Limits::default(),
             listen_backlog: 1024,
+            stop_notify_fd: None,
         }
     }
 }

@@ -45,7 +45,24 @@ pub(crate) struct Connection<S> {
     rx: mpsc::Receiver<ResponseMsg>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+/// A connected socket the engine can wait on without committing a read buffer to it.
+pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    fn readable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send;
+}
+
+impl Socket for tokio::net::TcpStream {
+    fn readable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send {
+        tokio::net::TcpStream::readable(self)
+    }
+}
+
+impl Socket for tokio::net::UnixStream {
+    fn readable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send {
+        tokio::net::UnixStream::readable(self)
+    }
+}
+
+impl<S: Socket> Connection<S> {
     pub(crate) fn new(io: S, peer: Peer, shared: Arc<Shared>, listener: Arc<ListenerInfo>) -> Self {
         let (tx, rx) = mpsc::channel(RESPONSE_CHANNEL);
         Connection {
@@ -103,6 +120,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Some(d) => d,
                 None => Instant::now() + self.shared.config.idle_keepalive,
             };
+            if idle {
+                // Wait for the next request without holding a read buffer: 10,000 idle
+                // keep-alive connections should cost no more than their sockets.
+                tokio::select! {
+                    r = self.io.readable() => r?,
+                    _ = sleep_until(wait_until) => return Ok(Outcome::Close),
+                    _ = phase.changed() => return Ok(Outcome::Close),
+                }
+            }
             tokio::select! {
                 r = self.fill() => {
                     if !r? {

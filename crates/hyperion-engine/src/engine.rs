@@ -195,6 +195,11 @@ fn run_io_thread(listeners: Vec<BoundListener>, shared: Arc<Shared>) {
     shared.queue.close();
     *shared.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
     shared.stopped_cv.notify_all();
+    if let Some(fd) = shared.config.stop_notify_fd {
+        // SAFETY: writing one byte from a local buffer; the caller keeps `fd` open for the
+        // engine's lifetime.
+        unsafe { libc::write(fd, b"!".as_ptr() as *const libc::c_void, 1) };
+    }
 }
 
 async fn serve(listeners: Vec<BoundListener>, shared: Arc<Shared>) {
@@ -299,10 +304,12 @@ async fn accept_error(e: io::Error) {
     }
 }
 
-fn spawn_connection<S>(io: S, peer: Peer, shared: &Arc<Shared>, info: &Arc<ListenerInfo>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
+fn spawn_connection<S: crate::conn::Socket>(
+    io: S,
+    peer: Peer,
+    shared: &Arc<Shared>,
+    info: &Arc<ListenerInfo>,
+) {
     bump(&shared.stats.connections_accepted);
     shared
         .stats

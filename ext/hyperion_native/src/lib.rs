@@ -17,6 +17,7 @@ use hyperion_engine::{
 };
 use magnus::prelude::*;
 use magnus::value::Lazy;
+use magnus::IntoValue;
 use magnus::{
     function, method, Error, ExceptionClass, RArray, RHash, RModule, RString, Ruby, Value,
 };
@@ -86,6 +87,7 @@ impl RbEngine {
         if let Some(n) = opt::<u64>(ruby, opts, "max_body_bytes")? {
             config.limits.max_body_bytes = n;
         }
+        config.stop_notify_fd = opt::<i32>(ruby, opts, "stop_notify_fd")?;
         if let Some(n) = opt::<usize>(ruby, opts, "max_header_bytes")? {
             config.limits.max_head_bytes = n;
         }
@@ -129,20 +131,28 @@ impl RbEngine {
         })
     }
 
-    /// Blocks (GVL released) until a request is ready; nil once the engine has stopped and the
-    /// queue is drained. Signals and Thread#kill interrupt the wait as usual.
-    fn next_exchange(ruby: &Ruby, rb_self: &Self) -> Result<Option<RbExchange>, Error> {
+    /// Blocks (GVL released) until a request is ready: returns the Exchange, nil once the
+    /// engine has stopped and the queue is drained, or false when `timeout` seconds (nil =
+    /// none) pass first. Thread#kill interrupts the wait. Signals are delivered to the main
+    /// thread only when it wakes, so a main thread that must react to traps passes a timeout.
+    fn next_exchange(ruby: &Ruby, rb_self: &Self, timeout: Option<f64>) -> Result<Value, Error> {
         let queue = rb_self.engine.queue().clone();
         let token = WaitToken::new();
+        let limit = timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
         loop {
             if let Some(ex) = queue.try_pop() {
-                return Ok(Some(RbExchange::new(ex)));
+                return Ok(RbExchange::new(ex).into_value_with(ruby));
             }
-            let popped = gvl::without_gvl(|| queue.pop(&token, None), || queue.interrupt(&token));
+            let popped = gvl::without_gvl(|| queue.pop(&token, limit), || queue.interrupt(&token));
             match popped {
-                Some(Pop::Exchange(ex)) => return Ok(Some(RbExchange::new(ex))),
-                Some(Pop::Closed) => return Ok(None),
-                Some(Pop::Interrupted) | None => ruby.thread_check_ints()?,
+                Some(Pop::Exchange(ex)) => return Ok(RbExchange::new(ex).into_value_with(ruby)),
+                Some(Pop::Closed) => return Ok(ruby.qnil().as_value()),
+                Some(Pop::Interrupted) | None => {
+                    ruby.thread_check_ints()?;
+                    if limit.is_some() {
+                        return Ok(ruby.qfalse().as_value());
+                    }
+                }
             }
         }
     }
@@ -458,7 +468,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
 
     let engine = native.define_class("Engine", ruby.class_object())?;
     engine.define_singleton_method("start", function!(RbEngine::start, 1))?;
-    engine.define_method("next_exchange", method!(RbEngine::next_exchange, 0))?;
+    engine.define_method("next_exchange", method!(RbEngine::next_exchange, 1))?;
     engine.define_method("stop", method!(RbEngine::stop, 0))?;
     engine.define_method("wait", method!(RbEngine::wait, 1))?;
     engine.define_method("stopping?", method!(RbEngine::is_stopping, 0))?;
