@@ -41,8 +41,6 @@ pub(crate) struct Connection<S> {
     shared: Arc<Shared>,
     listener: Arc<ListenerInfo>,
     buf: BytesMut,
-    tx: mpsc::Sender<ResponseMsg>,
-    rx: mpsc::Receiver<ResponseMsg>,
 }
 
 /// A connected socket the engine can wait on without committing a read buffer to it.
@@ -64,15 +62,12 @@ impl Socket for tokio::net::UnixStream {
 
 impl<S: Socket> Connection<S> {
     pub(crate) fn new(io: S, peer: Peer, shared: Arc<Shared>, listener: Arc<ListenerInfo>) -> Self {
-        let (tx, rx) = mpsc::channel(RESPONSE_CHANNEL);
         Connection {
             io,
             peer,
             shared,
             listener,
             buf: BytesMut::new(),
-            tx,
-            rx,
         }
     }
 
@@ -211,8 +206,11 @@ impl<S: Socket> Connection<S> {
 
         bump(&self.shared.stats.requests_total);
         let head_request = head.method.slice(&head_bytes) == b"HEAD";
+        // A channel per request rather than per connection: an idle connection then holds
+        // nothing but its socket.
+        let (tx, rx) = mpsc::channel(RESPONSE_CHANNEL);
         let response = Response::new(
-            self.tx.clone(),
+            tx,
             head_request,
             head.version,
             head.keep_alive,
@@ -253,15 +251,15 @@ impl<S: Socket> Connection<S> {
                 return Ok(Outcome::Close);
             }
         }
-        self.write_response().await
+        self.write_response(rx).await
     }
 
     /// Writes what the application thread sends until the response is complete. Messages that
     /// are already waiting are coalesced into one write.
-    async fn write_response(&mut self) -> io::Result<Outcome> {
+    async fn write_response(&mut self, mut rx: mpsc::Receiver<ResponseMsg>) -> io::Result<Outcome> {
         let mut out: Vec<u8> = Vec::new();
         loop {
-            let Some(msg) = self.rx.recv().await else {
+            let Some(msg) = rx.recv().await else {
                 return Ok(Outcome::Close);
             };
             let mut finished: Option<bool> = None;
@@ -291,7 +289,7 @@ impl<S: Socket> Connection<S> {
                 Some(Some(close)) => finished = Some(close),
                 Some(None) => aborted = true,
                 None => {
-                    while let Ok(next) = self.rx.try_recv() {
+                    while let Ok(next) = rx.try_recv() {
                         match absorb(next, &mut out) {
                             Some(Some(close)) => {
                                 finished = Some(close);
@@ -357,7 +355,8 @@ impl<S: Socket> Connection<S> {
         if self.io.shutdown().await.is_err() {
             return;
         }
-        let mut sink = [0u8; 4096];
+        // On the heap: a buffer here would be part of every connection's future, idle or not.
+        let mut sink = vec![0u8; 4096];
         let mut total = 0usize;
         let until = Instant::now() + LINGER_TIME;
         while total < LINGER_BYTES {
@@ -371,5 +370,34 @@ impl<S: Socket> Connection<S> {
                 _ => break,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every open connection, idle or not, is one of these futures: a large buffer slipped into
+    /// it (it happened once, through the linger path) multiplies by 10,000 idle connections.
+    #[test]
+    fn connection_future_stays_small() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (a, _b) = tokio::net::UnixStream::pair().unwrap();
+            let info = std::sync::Arc::new(crate::exchange::ListenerInfo {
+                server_name: "x".into(),
+                server_port: 1,
+                scheme: "http",
+            });
+            let conn = super::Connection::new(
+                a,
+                crate::exchange::Peer::Unix,
+                crate::engine::test_shared(),
+                info,
+            );
+            let size = std::mem::size_of_val(&conn.run());
+            assert!(size <= 2048, "connection future is {size} bytes");
+        });
     }
 }

@@ -356,3 +356,18 @@ fn raise_open_files_limit() {
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) fn test_shared() -> Arc<Shared> {
+    let (phase, _) = watch::channel(Phase::Running);
+    Arc::new(Shared {
+        queue: Arc::new(ExchangeQueue::new(8)),
+        config: EngineConfig::default(),
+        stats: Stats::default(),
+        phase,
+        draining: Arc::new(AtomicBool::new(false)),
+        idle: Notify::new(),
+        stopped: Mutex::new(false),
+        stopped_cv: Condvar::new(),
+    })
+}

@@ -383,7 +383,9 @@ impl RbExchange {
                 })
                 .map_err(|e| invalid(ruby, e))
         })?;
-        rb_self.send(ruby, msg)
+        let sent = rb_self.send(ruby, msg)?;
+        rb_self.release();
+        Ok(sent)
     }
 
     /// Starts a streamed response (the body is written with #write, ended with #finish).
