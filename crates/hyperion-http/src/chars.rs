@@ -100,3 +100,66 @@ pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
     }
     s
 }
+
+/// Structural check of an RFC 3986 `host [":" port]` (Host header, absolute-form authority):
+/// an IP-literal in brackets or a reg-name/IPv4 without ':', then an optional port of at most
+/// five digits not above 65535. Byte-level checks alone would let `a:80:90` or `[::1` through
+/// and leave each consumer to split them its own way.
+pub(crate) fn is_valid_authority(value: &[u8]) -> bool {
+    let (host, port) = if value.first() == Some(&b'[') {
+        let Some(close) = value.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let inside = &value[1..close];
+        let literal_ok = !inside.is_empty()
+            && (inside.contains(&b':')
+                || inside
+                    .first()
+                    .is_some_and(|b| b.eq_ignore_ascii_case(&b'v')))
+            && inside.iter().all(|&b| {
+                b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'%' | b'-' | b'_' | b'~')
+            });
+        if !literal_ok {
+            return false;
+        }
+        match &value[close + 1..] {
+            [] => (&value[..0], None),
+            [b':', port @ ..] => (&value[..0], Some(port)),
+            _ => return false,
+        }
+    } else {
+        match value.iter().position(|&b| b == b':') {
+            Some(i) => (&value[..i], Some(&value[i + 1..])),
+            None => (value, None),
+        }
+    };
+    let mut i = 0;
+    while i < host.len() {
+        let b = host[i];
+        if b == b'%' {
+            if !(host.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && host.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+            {
+                return false;
+            }
+            i += 3;
+            continue;
+        }
+        if b == b':' || b == b'[' || b == b']' || !is_host_byte(b) {
+            return false;
+        }
+        i += 1;
+    }
+    match port {
+        None => true,
+        Some(p) => {
+            p.len() <= 5
+                && p.iter().all(u8::is_ascii_digit)
+                && (p.is_empty()
+                    || std::str::from_utf8(p)
+                        .ok()
+                        .and_then(|s| s.parse::<u32>().ok())
+                        .is_some_and(|n| n <= 65535))
+        }
+    }
+}

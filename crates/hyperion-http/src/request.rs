@@ -1,6 +1,6 @@
 //! Strict request-head parser (RFC 9112 sections 2-3, 5-7).
 
-use crate::chars::{is_field_byte, is_host_byte, is_ows, is_target_byte, is_tchar, trim_ows};
+use crate::chars::{is_field_byte, is_ows, is_target_byte, is_tchar, is_valid_authority, trim_ows};
 use crate::error::{ParseError, ParseErrorKind};
 use ParseErrorKind as K;
 
@@ -408,7 +408,7 @@ fn parse_absolute_form(t: &[u8], off: usize) -> Result<(Span, Span, Span), Parse
     if auth.is_empty() || auth.contains(&b'@') {
         return err(K::BadTarget);
     }
-    if !auth.iter().all(|&b| is_host_byte(b)) {
+    if !is_valid_authority(auth) {
         return err(K::BadHost);
     }
     let a_off = off + scheme_len;
@@ -582,7 +582,7 @@ fn analyze(
                 if host_header.is_some() {
                     return err(K::DuplicateHost);
                 }
-                if !value.iter().all(|&b| is_host_byte(b)) {
+                if !is_valid_authority(value) {
                     return err(K::BadHost);
                 }
                 host_header = Some(h.value);

@@ -693,6 +693,46 @@ fn host_rules() {
     assert_eq!(kind(b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), BadHost);
     assert_eq!(kind(b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), BadHost);
     assert_eq!(kind(b"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n"), BadHost);
+    // Structure, not just bytes: one port, digits only, within range; bracketed IPv6 closed.
+    for bad in [
+        &b"example.com:xyz"[..],
+        b"example.com:-1",
+        b"example.com:80:90",
+        b"example.com:65536",
+        b"example.com:123456",
+        b"[::1",
+        b"[::1]x",
+        b"[]",
+        b"[abc]",
+        b"a%zz",
+        b"::1",
+    ] {
+        let mut req = b"GET / HTTP/1.1\r\nHost: ".to_vec();
+        req.extend_from_slice(bad);
+        req.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(kind(&req), BadHost, "{}", String::from_utf8_lossy(bad));
+    }
+    for good in [
+        &b"example.com"[..],
+        b"example.com:8080",
+        b"example.com:",
+        b"127.0.0.1:65535",
+        b"[::1]",
+        b"[::1]:9292",
+        b"[fe80::1%25eth0]:80",
+        b"xn--bcher-kva.example",
+        b"a%41b",
+    ] {
+        let mut req = b"GET / HTTP/1.1\r\nHost: ".to_vec();
+        req.extend_from_slice(good);
+        req.extend_from_slice(b"\r\n\r\n");
+        let (h, _) = complete(&req);
+        assert_eq!(s(&req, h.host.unwrap()), String::from_utf8_lossy(good));
+    }
+    assert_eq!(
+        kind(b"GET http://a:1:2/ HTTP/1.1\r\nHost: a\r\n\r\n"),
+        BadHost
+    );
     assert_eq!(status(b"GET / HTTP/1.1\r\n\r\n"), 400);
     let buf = b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n";
     let (h, _) = complete(buf);

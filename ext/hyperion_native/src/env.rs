@@ -140,7 +140,8 @@ pub fn build(ruby: &Ruby, ex: &Exchange, template: RHash) -> Result<RHash, Error
     } else {
         b"80"
     };
-    match head.host {
+    // An empty Host is legal (a target without authority); SERVER_NAME must not be empty.
+    match head.host.filter(|span| !span.is_empty()) {
         Some(span) => {
             let (name, port) = split_host(span.slice(buf));
             aset(env, k.server_name, new_str(name));
