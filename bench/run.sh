@@ -28,6 +28,7 @@ cd "$ROOT"
 RESULTS_DIR=$ROOT/bench/results
 RAW_DIR=$RESULTS_DIR/raw
 STAMP=$(date +%Y-%m-%d-%H%M%S)
+STARTED=$(date '+%Y-%m-%d %H:%M:%S %Z')
 REPORT=$RESULTS_DIR/hello-$STAMP.md
 mkdir -p "$RAW_DIR"
 
@@ -123,9 +124,21 @@ start_server() {
   (exec setsid taskset -c "$SERVER_CPU" $cmd) >"$logfile" 2>&1 </dev/null &
   SERVER_PID=$!
   wait_until_ready "$name" "$port" "$logfile"
+  if [[ $name == hyperion ]]; then record_native_ext; fi
   if [[ $(ps -o pgid= -p "$SERVER_PID" | tr -d ' ') != "$SERVER_PID" ]]; then
     log "warning: $name pid $SERVER_PID is not its own process group; only the pid will be signalled"
   fi
+}
+
+# The native extension can be rebuilt while the benchmark runs; each Hyperion run records
+# which build it loaded so mixed builds are visible in the report instead of averaged.
+NATIVE_BUILDS=()
+record_native_ext() {
+  local so sum
+  so=$(grep -m1 -o '/[^ ]*hyperion_native[^ ]*\.so' "/proc/$SERVER_PID/maps" || true)
+  if [[ -z $so ]]; then sum="(not found in /proc/$SERVER_PID/maps)"
+  else sum="$(sha256sum "$so" | cut -c1-16) ${so#"$ROOT"/} ($(date -r "$so" '+%Y-%m-%d %H:%M:%S'))"; fi
+  if [[ ! " ${NATIVE_BUILDS[*]} " == *" ${sum%% *} "* ]]; then NATIVE_BUILDS+=("$sum"); fi
 }
 
 # Ready means an HTTP 200 on the port, not just an open socket: a server can bind before its
@@ -172,8 +185,8 @@ to_ms() {
 }
 
 median() {
-  # Reads numbers (one per line); prints the median, or nothing for no input.
-  sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) exit; m = int((NR + 1) / 2); print (NR % 2) ? a[m] : (a[m] + a[m + 1]) / 2 }'
+  # Reads numbers (one per line); prints the median with printf format $1, or nothing for no input.
+  sort -g | awk -v fmt="$1" '{ a[NR] = $1 } END { if (NR == 0) exit; m = int((NR + 1) / 2); printf fmt, (NR % 2) ? a[m] : (a[m] + a[m + 1]) / 2 }'
 }
 
 declare -A RPS P99 VALID
@@ -181,6 +194,7 @@ read -r -a SERVER_LIST <<<"$SERVERS"
 for name in "${SERVER_LIST[@]}"; do port_of "$name" >/dev/null; RPS[$name]=""; P99[$name]=""; VALID[$name]=0; done
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$( [[ -n $(git status --porcelain 2>/dev/null) ]] && echo ' (working tree has uncommitted changes)')"
 RUN_ROWS=()
 log "servers: ${SERVER_LIST[*]}; $RUNS runs of $DURATION at $CONNECTIONS connections; results in $REPORT"
 
@@ -189,7 +203,8 @@ for run in $(seq 1 "$RUNS"); do
     port=$(port_of "$name")
     url="http://127.0.0.1:$port/"
     raw=$RAW_DIR/hello-$STAMP-$name-run$run.txt
-    log "run $run/$RUNS: $name"
+    load1=$(cut -d' ' -f1 /proc/loadavg)
+    log "run $run/$RUNS: $name (load average $load1)"
     start_server "$name" "$TMP/$name-run$run.log"
 
     # Warm-up: first requests pay for lazy loading, allocation and caches in every server.
@@ -213,22 +228,25 @@ for run in $(seq 1 "$RUNS"); do
 
     if [[ -n $reason ]]; then
       loud "INVALID: $name run $run excluded: $reason (raw: ${raw#"$ROOT"/})"
-      RUN_ROWS+=("| $run | $name | ${rps:-–} | ${p99:-–} | INVALID: $reason |")
+      RUN_ROWS+=("| $run | $name | ${rps:-–} | ${p99:-–} | $load1 | INVALID: $reason |")
     else
       RPS[$name]+="$rps"$'\n'
       P99[$name]+="$p99"$'\n'
       VALID[$name]=$((VALID[$name] + 1))
-      RUN_ROWS+=("| $run | $name | $rps | $p99 | valid |")
+      RUN_ROWS+=("| $run | $name | $rps | $p99 | $load1 | valid |")
     fi
     log "  $name run $run: ${rps:-?} req/s, p99 ${p99:-?} ms${reason:+ (INVALID)}"
   done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+if (( ${#NATIVE_BUILDS[@]} > 1 )); then
+  loud "Hyperion runs loaded ${#NATIVE_BUILDS[@]} different native extension builds: the extension was rebuilt during the benchmark"
+fi
 
 declare -A MED_RPS MED_P99
 for name in "${SERVER_LIST[@]}"; do
-  MED_RPS[$name]=$(printf '%s' "${RPS[$name]}" | median)
-  MED_P99[$name]=$(printf '%s' "${P99[$name]}" | median)
+  MED_RPS[$name]=$(printf '%s' "${RPS[$name]}" | median '%.2f')
+  MED_P99[$name]=$(printf '%s' "${P99[$name]}" | median '%.3f')
   if (( VALID[$name] == 0 )); then loud "$name has NO valid run: no result for it"; fi
 done
 
@@ -237,10 +255,13 @@ ratio() { # ratio A B, or n/a when either side is missing
 }
 
 {
-  echo "# Generic Rack hello: $(date '+%Y-%m-%d %H:%M:%S %Z')"
+  echo "# Generic Rack hello: $STARTED"
   echo
   echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), kernel $(uname -r), $(ruby -v | cut -d' ' -f1-2)."
-  echo "Load average before: $LOAD_BEFORE; after: $LOAD_AFTER."
+  echo "Load average before: $LOAD_BEFORE; after: $LOAD_AFTER. Revision: $REVISION."
+  if (( ${#NATIVE_BUILDS[@]} > 0 )); then
+    echo "Hyperion native extension loaded (sha256 prefix, path, mtime): $(IFS=';'; echo "${NATIVE_BUILDS[*]}")."
+  fi
   echo
   echo "Each server on core $SERVER_CPU (\`taskset -c $SERVER_CPU\`), wrk on core $CLIENT_CPU:"
   echo "\`taskset -c $CLIENT_CPU wrk -t1 -c$CONNECTIONS -d$DURATION --latency URL\` after a $WARMUP warm-up;"
@@ -262,8 +283,10 @@ ratio() { # ratio A B, or n/a when either side is missing
   echo
   echo "## Every run"
   echo
-  echo "| Run | Server | req/s | p99 (ms) | Status |"
-  echo "|---:|---|---:|---:|---|"
+  echo "Load = 1-minute load average when the run started (2 cores; the benchmark itself adds up to 2)."
+  echo
+  echo "| Run | Server | req/s | p99 (ms) | Load | Status |"
+  echo "|---:|---|---:|---:|---:|---|"
   printf '%s\n' "${RUN_ROWS[@]}"
   echo
   echo "## Commands"

@@ -14,8 +14,8 @@ RSpec.describe 'HTTP/1.1 end to end' do
   end
 
   after(:all) do
-    @app&.stop
-    @echo&.stop
+    stop_quickly(@app)
+    stop_quickly(@echo)
     FileUtils.rm_rf(@tmp) if @tmp
   end
 
@@ -202,6 +202,16 @@ RSpec.describe 'HTTP/1.1 end to end' do
       expect(body).to eq('alpha-beta-gamma-delta')
     end
 
+    it 'closes the connection when an each-body delivers less than its content-length' do
+      sock = connect
+      sock.write("GET /stream_cl_short HTTP/1.1\r\nHost: a\r\n\r\nGET /path/reused HTTP/1.1\r\nHost: a\r\n\r\n")
+      data, closed = read_to_eof(sock)
+      expect(closed).to be(true)
+      expect(data).to start_with('HTTP/1.1 200')
+      expect(data).to end_with("\r\n\r\nalpha-beta-gamma-delta")
+      expect(data).not_to include('/path/reused')
+    end
+
     it 'sends a 10 MiB body byte-exact' do
       expected = Digest::SHA256.hexdigest(Random.new(42).bytes(10 * 1024 * 1024))
       response = http_get(port, '/big')
@@ -264,14 +274,14 @@ RSpec.describe 'HTTP/1.1 end to end' do
     it 'closes the body after a normal response' do
       path = marker('close')
       expect(http_get(port, "/close?marker=#{path}").body).to eq('onetwo')
-      eventually { File.exist?(path) }
+      eventually { File.exist?(path) && !File.read(path).empty? }
       expect(File.read(path)).to eq('closed')
     end
 
     it "closes the body when the body's each raises, and logs the error" do
       path = marker('close-raise')
       raw_request(port, "GET /close_raise?marker=#{path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-      eventually { File.exist?(path) }
+      eventually { File.exist?(path) && !File.read(path).empty? }
       expect(File.read(path)).to eq('closed')
       eventually { @app.log.include?('each exploded') }
       expect(http_get(port, '/hello').body).to eq('hello world')

@@ -272,3 +272,24 @@ module ServerHelpers
     end
   end
 end
+
+module ServerHelpers
+  # Teardown for servers whose shutdown is not what the example tests: TERM, then KILL if the
+  # process has not exited after `grace` seconds (keeps the suite fast whatever the stop path
+  # does; spec/e2e/lifecycle_spec.rb is where shutdown itself is asserted).
+  def stop_quickly(server, grace: 2)
+    return unless server&.alive?
+
+    server.signal('TERM')
+    return if server.wait_exit(grace)
+
+    server.signal('KILL')
+    server.wait_exit(5)
+  rescue Errno::ESRCH, Errno::ECHILD
+    nil
+  end
+
+  def stop_started_servers_quickly
+    (@started_servers || []).each { |server| stop_quickly(server) }
+  end
+end
