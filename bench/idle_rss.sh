@@ -32,6 +32,8 @@ NOTES=()
 
 log() { printf '[idle_rss.sh] %s\n' "$*" >&2; }
 loud() { printf '\n!!!!!!!! %s\n\n' "$*" >&2; NOTES+=("$*"); }
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 # Never leave a server behind holding its port; only the process group we started is killed.
 cleanup() {
@@ -73,7 +75,7 @@ server_cmd() {
 }
 
 start_server() {
-  local name=$1 logfile=$2 port cmd deadline=$((SECONDS + 60))
+  local name=$1 logfile=$2 port cmd
   port=$(port_of "$name")
   if ss -Hltn "sport = :$port" | grep -q .; then
     log "port $port is already in use; set PORT_BASE to a free range"; exit 1
@@ -82,33 +84,9 @@ start_server() {
   # shellcheck disable=SC2086 # the command line is word-split on purpose
   (exec setsid $cmd) >"$logfile" 2>&1 </dev/null &
   SERVER_PID=$!
-  until [[ $(curl -s -o /dev/null -m 1 -w '%{http_code}' "http://127.0.0.1:$port/" || true) == 200 ]]; do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      log "$name exited during boot; its output:"; cat "$logfile" >&2; SERVER_PID=""; exit 1
-    fi
-    if (( SECONDS >= deadline )); then
-      log "$name did not answer 200 on port $port within 60 s; its output:"; cat "$logfile" >&2; exit 1
-    fi
-    sleep 0.2
-  done
+  wait_until_ready "$name" "$port" "$logfile"
 }
 
-# SIGTERM first; a server that ignores it is killed and that is reported, not hidden.
-stop_server() {
-  local name=$1 deadline=$((SECONDS + STOP_TIMEOUT))
-  [[ -n $SERVER_PID ]] || return 0
-  kill -TERM -- "-$SERVER_PID" 2>/dev/null || kill -TERM "$SERVER_PID" 2>/dev/null || true
-  while kill -0 "$SERVER_PID" 2>/dev/null && [[ $(ps -o stat= -p "$SERVER_PID") != Z* ]]; do
-    if (( SECONDS >= deadline )); then
-      loud "$name (pid $SERVER_PID) still running ${STOP_TIMEOUT}s after SIGTERM: sent SIGKILL"
-      kill -KILL -- "-$SERVER_PID" 2>/dev/null || kill -KILL "$SERVER_PID" 2>/dev/null || true
-      break
-    fi
-    sleep 0.2
-  done
-  wait "$SERVER_PID" 2>/dev/null || true
-  SERVER_PID=""
-}
 
 mib() { if [[ -n $1 ]]; then awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; else printf '–'; fi; }
 

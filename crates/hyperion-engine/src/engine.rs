@@ -233,6 +233,44 @@ async fn serve(listeners: Vec<BoundListener>, shared: Arc<Shared>) {
 
 type AcceptLoop = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
+/// A listening socket: TCP or Unix, accepted the same way.
+trait Acceptor: Send + 'static {
+    type Stream: crate::conn::Socket;
+    fn accept(&self) -> impl std::future::Future<Output = io::Result<(Self::Stream, Peer)>> + Send;
+}
+
+impl Acceptor for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept(&self) -> io::Result<(Self::Stream, Peer)> {
+        let (stream, peer) = tokio::net::TcpListener::accept(self).await?;
+        // Small responses must not wait for the peer's delayed ACK (Nagle).
+        let _ = stream.set_nodelay(true);
+        Ok((stream, Peer::Tcp(peer)))
+    }
+}
+
+impl Acceptor for tokio::net::UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn accept(&self) -> io::Result<(Self::Stream, Peer)> {
+        let (stream, _) = tokio::net::UnixListener::accept(self).await?;
+        Ok((stream, Peer::Unix))
+    }
+}
+
+/// Accepts until the engine leaves `Phase::Running`; the listener is dropped (closed) on return.
+async fn accept_loop<A: Acceptor>(listener: A, shared: Arc<Shared>, info: Arc<ListenerInfo>) {
+    let mut phase = shared.phase.subscribe();
+    while *phase.borrow_and_update() == Phase::Running {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => spawn_connection(stream, peer, &shared, &info),
+                Err(e) => accept_error(e).await,
+            },
+            _ = phase.changed() => {}
+        }
+    }
+}
+
 fn register(listener: BoundListener, shared: &Arc<Shared>) -> io::Result<AcceptLoop> {
     let shared = shared.clone();
     match listener {
@@ -246,24 +284,7 @@ fn register(listener: BoundListener, shared: &Arc<Shared>) -> io::Result<AcceptL
                 server_port: addr.port(),
                 scheme: "http",
             });
-            Ok(Box::pin(async move {
-                let mut phase = shared.phase.subscribe();
-                loop {
-                    if *phase.borrow_and_update() != Phase::Running {
-                        break;
-                    }
-                    tokio::select! {
-                        accepted = listener.accept() => match accepted {
-                            Ok((stream, peer)) => {
-                                let _ = stream.set_nodelay(true);
-                                spawn_connection(stream, Peer::Tcp(peer), &shared, &info);
-                            }
-                            Err(e) => accept_error(e).await,
-                        },
-                        _ = phase.changed() => {}
-                    }
-                }
-            }))
+            Ok(Box::pin(accept_loop(listener, shared, info)))
         }
         BoundListener::Unix(std_listener, path) => {
             let listener = tokio::net::UnixListener::from_std(std_listener)?;
@@ -273,20 +294,7 @@ fn register(listener: BoundListener, shared: &Arc<Shared>) -> io::Result<AcceptL
                 scheme: "http",
             });
             Ok(Box::pin(async move {
-                let mut phase = shared.phase.subscribe();
-                loop {
-                    if *phase.borrow_and_update() != Phase::Running {
-                        break;
-                    }
-                    tokio::select! {
-                        accepted = listener.accept() => match accepted {
-                            Ok((stream, _)) => spawn_connection(stream, Peer::Unix, &shared, &info),
-                            Err(e) => accept_error(e).await,
-                        },
-                        _ = phase.changed() => {}
-                    }
-                }
-                drop(listener);
+                accept_loop(listener, shared, info).await;
                 let _ = std::fs::remove_file(&path);
             }))
         }
