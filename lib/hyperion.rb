@@ -21,4 +21,7 @@ module Hyperion
 
   # The listener could not be bound (address in use, permission, bad host).
   BindError = Native::BindError
+
+  # A bug inside the native extension, surfaced as an exception instead of ending the process.
+  InternalError = Native::InternalError
 end

@@ -22,16 +22,17 @@ use magnus::{
     function, method, Error, ExceptionClass, RArray, RHash, RModule, RString, Ruby, Value,
 };
 
-static INVALID_RESPONSE: Lazy<ExceptionClass> = Lazy::new(|ruby| {
-    let native: RModule = ruby
-        .class_object()
+/// A class defined under Hyperion::Native by `init`.
+fn native_const(ruby: &Ruby, name: &str) -> ExceptionClass {
+    ruby.class_object()
         .const_get::<_, RModule>("Hyperion")
-        .and_then(|m| m.const_get("Native"))
-        .expect("Hyperion::Native is defined at load");
-    native
-        .const_get("InvalidResponse")
-        .expect("defined at load")
-});
+        .and_then(|m| m.const_get::<_, RModule>("Native"))
+        .and_then(|m| m.const_get(name))
+        .expect("defined by init")
+}
+
+static INVALID_RESPONSE: Lazy<ExceptionClass> =
+    Lazy::new(|ruby| native_const(ruby, "InvalidResponse"));
 
 fn invalid(ruby: &Ruby, e: ResponseError) -> Error {
     Error::new(ruby.get_inner(&INVALID_RESPONSE), e.to_string())
@@ -71,63 +72,65 @@ fn seconds(ruby: &Ruby, opts: RHash, name: &str) -> Result<Option<Duration>, Err
 impl RbEngine {
     /// `Engine.start(listeners: [["tcp", host, port] | ["unix", path]], idle_keepalive:, ...)`
     fn start(ruby: &Ruby, opts: RHash) -> Result<Self, Error> {
-        let mut config = EngineConfig::default();
-        if let Some(d) = seconds(ruby, opts, "idle_keepalive")? {
-            config.idle_keepalive = d;
-        }
-        if let Some(d) = seconds(ruby, opts, "graceful_timeout")? {
-            config.graceful_timeout = d;
-        }
-        if let Some(d) = seconds(ruby, opts, "request_read_timeout")? {
-            config.request_read_timeout = d;
-        }
-        if let Some(n) = opt::<usize>(ruby, opts, "max_pending")? {
-            config.max_pending = n.max(1);
-        }
-        if let Some(n) = opt::<u64>(ruby, opts, "max_body_bytes")? {
-            config.limits.max_body_bytes = n;
-        }
-        config.stop_notify_fd = opt::<i32>(ruby, opts, "stop_notify_fd")?;
-        if let Some(n) = opt::<usize>(ruby, opts, "max_header_bytes")? {
-            config.limits.max_head_bytes = n;
-        }
-        let listeners: RArray = opt(ruby, opts, "listeners")?
-            .ok_or_else(|| Error::new(ruby.exception_arg_error(), "listeners: is required"))?;
-        let mut specs = Vec::with_capacity(listeners.len());
-        for entry in listeners.into_iter() {
-            let entry = RArray::try_convert(entry)?;
-            let kind: String = entry.entry(0)?;
-            specs.push(match kind.as_str() {
-                "tcp" => ListenSpec::Tcp {
-                    host: entry.entry(1)?,
-                    port: entry.entry(2)?,
-                },
-                "unix" => ListenSpec::Unix {
-                    path: PathBuf::from(entry.entry::<String>(1)?),
-                },
-                other => {
-                    return Err(Error::new(
-                        ruby.exception_arg_error(),
-                        format!("unknown listener kind {other:?}"),
-                    ))
-                }
-            });
-        }
-        let engine = Engine::start(config, &specs).map_err(|e| {
-            let what: Vec<String> = specs
-                .iter()
-                .map(|s| match s {
-                    ListenSpec::Tcp { host, port } => format!("{host}:{port}"),
-                    ListenSpec::Unix { path } => format!("unix://{}", path.display()),
-                })
-                .collect();
-            Error::new(
-                ruby.get_inner(&BIND_ERROR),
-                format!("cannot listen on {}: {e}", what.join(", ")),
-            )
-        })?;
-        Ok(RbEngine {
-            engine: Arc::new(engine),
+        guard(ruby, || {
+            let mut config = EngineConfig::default();
+            if let Some(d) = seconds(ruby, opts, "idle_keepalive")? {
+                config.idle_keepalive = d;
+            }
+            if let Some(d) = seconds(ruby, opts, "graceful_timeout")? {
+                config.graceful_timeout = d;
+            }
+            if let Some(d) = seconds(ruby, opts, "request_read_timeout")? {
+                config.request_read_timeout = d;
+            }
+            if let Some(n) = opt::<usize>(ruby, opts, "max_pending")? {
+                config.max_pending = n.max(1);
+            }
+            if let Some(n) = opt::<u64>(ruby, opts, "max_body_bytes")? {
+                config.limits.max_body_bytes = n;
+            }
+            config.stop_notify_fd = opt::<i32>(ruby, opts, "stop_notify_fd")?;
+            if let Some(n) = opt::<usize>(ruby, opts, "max_header_bytes")? {
+                config.limits.max_head_bytes = n;
+            }
+            let listeners: RArray = opt(ruby, opts, "listeners")?
+                .ok_or_else(|| Error::new(ruby.exception_arg_error(), "listeners: is required"))?;
+            let mut specs = Vec::with_capacity(listeners.len());
+            for entry in listeners.into_iter() {
+                let entry = RArray::try_convert(entry)?;
+                let kind: String = entry.entry(0)?;
+                specs.push(match kind.as_str() {
+                    "tcp" => ListenSpec::Tcp {
+                        host: entry.entry(1)?,
+                        port: entry.entry(2)?,
+                    },
+                    "unix" => ListenSpec::Unix {
+                        path: PathBuf::from(entry.entry::<String>(1)?),
+                    },
+                    other => {
+                        return Err(Error::new(
+                            ruby.exception_arg_error(),
+                            format!("unknown listener kind {other:?}"),
+                        ))
+                    }
+                });
+            }
+            let engine = Engine::start(config, &specs).map_err(|e| {
+                let what: Vec<String> = specs
+                    .iter()
+                    .map(|s| match s {
+                        ListenSpec::Tcp { host, port } => format!("{host}:{port}"),
+                        ListenSpec::Unix { path } => format!("unix://{}", path.display()),
+                    })
+                    .collect();
+                Error::new(
+                    ruby.get_inner(&BIND_ERROR),
+                    format!("cannot listen on {}: {e}", what.join(", ")),
+                )
+            })?;
+            Ok(RbEngine {
+                engine: Arc::new(engine),
+            })
         })
     }
 
@@ -136,25 +139,28 @@ impl RbEngine {
     /// none) pass first. Thread#kill interrupts the wait. Signals are delivered to the main
     /// thread only when it wakes, so a main thread that must react to traps passes a timeout.
     fn next_exchange(ruby: &Ruby, rb_self: &Self, timeout: Option<f64>) -> Result<Value, Error> {
-        let queue = rb_self.engine.queue().clone();
-        let token = WaitToken::new();
-        let limit = timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
-        loop {
-            if let Some(ex) = queue.try_pop() {
-                return Ok(RbExchange::new(ex).into_value_with(ruby));
-            }
-            let popped = gvl::without_gvl(|| queue.pop(&token, limit), || queue.interrupt(&token));
-            match popped {
-                Some(Pop::Exchange(ex)) => return Ok(RbExchange::new(ex).into_value_with(ruby)),
-                Some(Pop::Closed) => return Ok(ruby.qnil().as_value()),
-                Some(Pop::Interrupted) | None => {
-                    ruby.thread_check_ints()?;
-                    if limit.is_some() {
-                        return Ok(ruby.qfalse().as_value());
+        guard(ruby, || {
+            let queue = rb_self.engine.queue().clone();
+            let token = WaitToken::new();
+            let limit = timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
+            loop {
+                if let Some(ex) = queue.try_pop() {
+                    return Ok(RbExchange::new(ex).into_value_with(ruby));
+                }
+                let popped =
+                    gvl::without_gvl(|| queue.pop(&token, limit), || queue.interrupt(&token));
+                match popped {
+                    Some(Pop::Exchange(ex)) => return Ok(RbExchange::new(ex).into_value_with(ruby)),
+                    Some(Pop::Closed) => return Ok(ruby.qnil().as_value()),
+                    Some(Pop::Interrupted) | None => {
+                        ruby.thread_check_ints()?;
+                        if limit.is_some() {
+                            return Ok(ruby.qfalse().as_value());
+                        }
                     }
                 }
             }
-        }
+        })
     }
 
     fn stop(&self) {
@@ -164,26 +170,28 @@ impl RbEngine {
     /// Waits up to `timeout` seconds (nil = forever) for the engine to stop; true if it has.
     /// Pending signal traps run while waiting.
     fn wait(ruby: &Ruby, rb_self: &Self, timeout: Option<f64>) -> Result<bool, Error> {
-        let engine = rb_self.engine.clone();
-        let deadline =
-            timeout.map(|t| std::time::Instant::now() + Duration::from_secs_f64(t.max(0.0)));
-        let token = WaitToken::new();
-        loop {
-            let remaining =
-                deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-            let stopped = gvl::without_gvl(
-                || engine.wait_stopped(&token, remaining),
-                || engine.interrupt_wait(&token),
-            );
-            if stopped == Some(true) {
-                engine.join();
-                return Ok(true);
+        guard(ruby, || {
+            let engine = rb_self.engine.clone();
+            let deadline =
+                timeout.map(|t| std::time::Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+            let token = WaitToken::new();
+            loop {
+                let remaining =
+                    deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+                let stopped = gvl::without_gvl(
+                    || engine.wait_stopped(&token, remaining),
+                    || engine.interrupt_wait(&token),
+                );
+                if stopped == Some(true) {
+                    engine.join();
+                    return Ok(true);
+                }
+                ruby.thread_check_ints()?;
+                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    return Ok(false);
+                }
             }
-            ruby.thread_check_ints()?;
-            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                return Ok(false);
-            }
-        }
+        })
     }
 
     fn is_stopping(&self) -> bool {
@@ -203,30 +211,25 @@ impl RbEngine {
     }
 
     fn stats(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
-        let s = rb_self.engine.stats();
-        let h = ruby.hash_new();
-        h.aset(
-            ruby.to_symbol("connections_accepted"),
-            s.connections_accepted,
-        )?;
-        h.aset(ruby.to_symbol("connections_active"), s.connections_active)?;
-        h.aset(ruby.to_symbol("requests_total"), s.requests_total)?;
-        h.aset(ruby.to_symbol("parse_errors"), s.parse_errors)?;
-        h.aset(ruby.to_symbol("read_timeouts"), s.read_timeouts)?;
-        h.aset(ruby.to_symbol("rejected"), s.rejected)?;
-        h.aset(ruby.to_symbol("queue_length"), rb_self.engine.queue().len())?;
-        Ok(h)
+        guard(ruby, || {
+            let s = rb_self.engine.stats();
+            let h = ruby.hash_new();
+            h.aset(
+                ruby.to_symbol("connections_accepted"),
+                s.connections_accepted,
+            )?;
+            h.aset(ruby.to_symbol("connections_active"), s.connections_active)?;
+            h.aset(ruby.to_symbol("requests_total"), s.requests_total)?;
+            h.aset(ruby.to_symbol("parse_errors"), s.parse_errors)?;
+            h.aset(ruby.to_symbol("read_timeouts"), s.read_timeouts)?;
+            h.aset(ruby.to_symbol("rejected"), s.rejected)?;
+            h.aset(ruby.to_symbol("queue_length"), rb_self.engine.queue().len())?;
+            Ok(h)
+        })
     }
 }
 
-static BIND_ERROR: Lazy<ExceptionClass> = Lazy::new(|ruby| {
-    let native: RModule = ruby
-        .class_object()
-        .const_get::<_, RModule>("Hyperion")
-        .and_then(|m| m.const_get("Native"))
-        .expect("Hyperion::Native is defined at load");
-    native.const_get("BindError").expect("defined at load")
-});
+static BIND_ERROR: Lazy<ExceptionClass> = Lazy::new(|ruby| native_const(ruby, "BindError"));
 
 // ---------------------------------------------------------------------------------------------
 // Exchange
@@ -259,7 +262,9 @@ impl RbExchange {
     }
 
     fn build_env(ruby: &Ruby, rb_self: &Self, template: RHash) -> Result<RHash, Error> {
-        rb_self.with(ruby, |ex| env::build(ruby, ex, template))
+        guard(ruby, || {
+            rb_self.with(ruby, |ex| env::build(ruby, ex, template))
+        })
     }
 
     fn is_head(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
@@ -356,98 +361,110 @@ impl RbExchange {
         headers: RHash,
         body: RArray,
     ) -> Result<bool, Error> {
-        let head = Self::head_from(ruby, status, headers)?;
-        // SAFETY: no Ruby code runs while the slice is in use.
-        let parts = unsafe { body.as_slice() };
-        let mut total: u64 = 0;
-        for part in parts {
-            match RString::from_value(*part) {
-                Some(s) => total += s.len() as u64,
-                None => {
-                    return Err(Error::new(
-                        ruby.exception_type_error(),
-                        format!("response body element is not a String: {}", part.inspect()),
-                    ))
+        guard(ruby, || {
+            let head = Self::head_from(ruby, status, headers)?;
+            // SAFETY: no Ruby code runs while the slice is in use.
+            let parts = unsafe { body.as_slice() };
+            let mut total: u64 = 0;
+            for part in parts {
+                match RString::from_value(*part) {
+                    Some(s) => total += s.len() as u64,
+                    None => {
+                        return Err(Error::new(
+                            ruby.exception_type_error(),
+                            format!("response body element is not a String: {}", part.inspect()),
+                        ))
+                    }
                 }
             }
-        }
-        let msg = rb_self.with(ruby, |ex| {
-            ex.response
-                .encode_full(head, total, |buf| {
-                    for part in parts {
-                        // SAFETY: checked to be Strings above; the GVL is held.
-                        buf.extend_from_slice(unsafe {
-                            RString::from_value(*part).unwrap_unchecked().as_slice()
-                        });
-                    }
-                })
-                .map_err(|e| invalid(ruby, e))
-        })?;
-        let sent = rb_self.send(ruby, msg)?;
-        rb_self.release();
-        Ok(sent)
+            let msg = rb_self.with(ruby, |ex| {
+                ex.response
+                    .encode_full(head, total, |buf| {
+                        for part in parts {
+                            // SAFETY: checked to be Strings above; the GVL is held.
+                            buf.extend_from_slice(unsafe {
+                                RString::from_value(*part).unwrap_unchecked().as_slice()
+                            });
+                        }
+                    })
+                    .map_err(|e| invalid(ruby, e))
+            })?;
+            let sent = rb_self.send(ruby, msg)?;
+            rb_self.release();
+            Ok(sent)
+        })
     }
 
     /// Starts a streamed response (the body is written with #write, ended with #finish).
     fn start(ruby: &Ruby, rb_self: &Self, status: i64, headers: RHash) -> Result<bool, Error> {
-        let head = Self::head_from(ruby, status, headers)?;
-        let msg = rb_self.with(ruby, |ex| {
-            ex.response
-                .encode_stream_head(head)
-                .map_err(|e| invalid(ruby, e))
-        })?;
-        rb_self.send(ruby, msg)
+        guard(ruby, || {
+            let head = Self::head_from(ruby, status, headers)?;
+            let msg = rb_self.with(ruby, |ex| {
+                ex.response
+                    .encode_stream_head(head)
+                    .map_err(|e| invalid(ruby, e))
+            })?;
+            rb_self.send(ruby, msg)
+        })
     }
 
     /// Writes one body chunk; false once the client is gone.
     fn write(ruby: &Ruby, rb_self: &Self, chunk: RString) -> Result<bool, Error> {
-        // SAFETY: copied before any Ruby code runs.
-        let msg = rb_self.with(ruby, |ex| {
-            ex.response
-                .encode_chunk(unsafe { chunk.as_slice() })
-                .map_err(|e| invalid(ruby, e))
-        })?;
-        match msg {
-            Some(msg) => rb_self.send(ruby, msg),
-            None => Ok(true),
-        }
+        guard(ruby, || {
+            // SAFETY: copied before any Ruby code runs.
+            let msg = rb_self.with(ruby, |ex| {
+                ex.response
+                    .encode_chunk(unsafe { chunk.as_slice() })
+                    .map_err(|e| invalid(ruby, e))
+            })?;
+            match msg {
+                Some(msg) => rb_self.send(ruby, msg),
+                None => Ok(true),
+            }
+        })
     }
 
     fn finish(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
-        let msg = rb_self.with(ruby, |ex| {
-            ex.response.encode_end().map_err(|e| invalid(ruby, e))
-        })?;
-        let sent = rb_self.send(ruby, msg)?;
-        rb_self.release();
-        Ok(sent)
+        guard(ruby, || {
+            let msg = rb_self.with(ruby, |ex| {
+                ex.response.encode_end().map_err(|e| invalid(ruby, e))
+            })?;
+            let sent = rb_self.send(ruby, msg)?;
+            rb_self.release();
+            Ok(sent)
+        })
     }
 
     /// The app failed: answer 500 if nothing was sent yet, otherwise cut the connection (a
     /// half-sent response cannot be repaired).
     fn fail(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
-        let msg = rb_self.with(ruby, |ex| {
-            if ex.response.is_started() {
-                return Ok(ex.response.abort_msg());
-            }
-            let mut head = HeadBuilder::new(500, 128).map_err(|e| invalid(ruby, e))?;
-            head.header(b"content-type", b"text/plain; charset=utf-8")
-                .map_err(|e| invalid(ruby, e))?;
-            let body = b"Internal Server Error\n";
-            ex.response
-                .encode_full(head, body.len() as u64, |buf| buf.extend_from_slice(body))
-                .map_err(|e| invalid(ruby, e))
-        })?;
-        let sent = rb_self.send(ruby, msg)?;
-        rb_self.release();
-        Ok(sent)
+        guard(ruby, || {
+            let msg = rb_self.with(ruby, |ex| {
+                if ex.response.is_started() {
+                    return Ok(ex.response.abort_msg());
+                }
+                let mut head = HeadBuilder::new(500, 128).map_err(|e| invalid(ruby, e))?;
+                head.header(b"content-type", b"text/plain; charset=utf-8")
+                    .map_err(|e| invalid(ruby, e))?;
+                let body = b"Internal Server Error\n";
+                ex.response
+                    .encode_full(head, body.len() as u64, |buf| buf.extend_from_slice(body))
+                    .map_err(|e| invalid(ruby, e))
+            })?;
+            let sent = rb_self.send(ruby, msg)?;
+            rb_self.release();
+            Ok(sent)
+        })
     }
 
     /// Closes the connection without completing the response.
     fn abort(ruby: &Ruby, rb_self: &Self) -> Result<(), Error> {
-        let msg = rb_self.with(ruby, |ex| Ok(ex.response.abort_msg()))?;
-        rb_self.send(ruby, msg)?;
-        rb_self.release();
-        Ok(())
+        guard(ruby, || {
+            let msg = rb_self.with(ruby, |ex| Ok(ex.response.abort_msg()))?;
+            rb_self.send(ruby, msg)?;
+            rb_self.release();
+            Ok(())
+        })
     }
 
     /// Frees the request (head and body) as soon as the response is complete.
@@ -467,6 +484,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     let native = hyperion.define_module("Native")?;
     native.define_error("InvalidResponse", ruby.exception_arg_error())?;
     native.define_error("BindError", ruby.exception_runtime_error())?;
+    native.define_error("InternalError", ruby.exception_runtime_error())?;
 
     let engine = native.define_class("Engine", ruby.class_object())?;
     engine.define_singleton_method("start", function!(RbEngine::start, 1))?;
@@ -491,3 +509,25 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     exchange.define_method("abort", method!(RbExchange::abort, 0))?;
     Ok(())
 }
+
+/// Runs a method body so that a Rust panic becomes a Ruby exception the caller can rescue
+/// (the request fails, the server lives on) instead of Ruby's `fatal`, which would end the
+/// process.
+fn guard<T>(ruby: &Ruby, body: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(Error::new(
+                ruby.get_inner(&INTERNAL_ERROR),
+                format!("internal error in the native extension: {detail}"),
+            ))
+        }
+    }
+}
+
+static INTERNAL_ERROR: Lazy<ExceptionClass> = Lazy::new(|ruby| native_const(ruby, "InternalError"));
