@@ -27,6 +27,32 @@ const READ_CHUNK: usize = 4096;
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 256 * 1024;
 
+/// How much already-waiting response data is gathered into one write.
+const COALESCE_LIMIT: usize = 256 * 1024;
+
+/// Where a batch of response messages leaves the response.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BatchEnd {
+    More,
+    Done { close: bool },
+    Abort,
+}
+
+/// Appends a message's bytes to `out` (taking the buffer when `out` is empty).
+fn append(msg: ResponseMsg, out: &mut Vec<u8>) -> BatchEnd {
+    let (bytes, end) = match msg {
+        ResponseMsg::Bytes(bytes) => (bytes, BatchEnd::More),
+        ResponseMsg::Final { bytes, close } => (bytes, BatchEnd::Done { close }),
+        ResponseMsg::Abort => return BatchEnd::Abort,
+    };
+    if out.is_empty() {
+        *out = bytes;
+    } else {
+        out.extend_from_slice(&bytes);
+    }
+    end
+}
+
 /// Response messages buffered between an application thread and the writer.
 pub(crate) const RESPONSE_CHANNEL: usize = 16;
 
@@ -255,69 +281,28 @@ impl<S: Socket> Connection<S> {
     }
 
     /// Writes what the application thread sends until the response is complete. Messages that
-    /// are already waiting are coalesced into one write.
+    /// are already waiting are coalesced into one write (e.g. the last chunk and the terminator).
     async fn write_response(&mut self, mut rx: mpsc::Receiver<ResponseMsg>) -> io::Result<Outcome> {
         let mut out: Vec<u8> = Vec::new();
         loop {
-            let Some(msg) = rx.recv().await else {
+            let Some(first) = rx.recv().await else {
                 return Ok(Outcome::Close);
             };
-            let mut finished: Option<bool> = None;
-            let absorb = |msg: ResponseMsg, out: &mut Vec<u8>| -> Option<Option<bool>> {
-                match msg {
-                    ResponseMsg::Bytes(b) => {
-                        if out.is_empty() {
-                            *out = b;
-                        } else {
-                            out.extend_from_slice(&b);
-                        }
-                        None
-                    }
-                    ResponseMsg::Final { bytes, close } => {
-                        if out.is_empty() {
-                            *out = bytes;
-                        } else {
-                            out.extend_from_slice(&bytes);
-                        }
-                        Some(Some(close))
-                    }
-                    ResponseMsg::Abort => Some(None),
-                }
-            };
-            let mut aborted = false;
-            match absorb(msg, &mut out) {
-                Some(Some(close)) => finished = Some(close),
-                Some(None) => aborted = true,
-                None => {
-                    while let Ok(next) = rx.try_recv() {
-                        match absorb(next, &mut out) {
-                            Some(Some(close)) => {
-                                finished = Some(close);
-                                break;
-                            }
-                            Some(None) => {
-                                aborted = true;
-                                break;
-                            }
-                            None if out.len() >= 256 * 1024 => break,
-                            None => {}
-                        }
-                    }
+            let mut end = append(first, &mut out);
+            while end == BatchEnd::More && out.len() < COALESCE_LIMIT {
+                match rx.try_recv() {
+                    Ok(msg) => end = append(msg, &mut out),
+                    Err(_) => break,
                 }
             }
             if !out.is_empty() {
                 self.write_all(&out).await?;
                 out.clear();
             }
-            if aborted {
-                return Ok(Outcome::Close);
-            }
-            if let Some(close) = finished {
-                return Ok(if close {
-                    Outcome::Close
-                } else {
-                    Outcome::KeepAlive
-                });
+            match end {
+                BatchEnd::More => {}
+                BatchEnd::Done { close: false } => return Ok(Outcome::KeepAlive),
+                BatchEnd::Done { close: true } | BatchEnd::Abort => return Ok(Outcome::Close),
             }
         }
     }

@@ -35,6 +35,20 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    pub(crate) fn new(config: EngineConfig) -> Arc<Shared> {
+        let (phase, _) = watch::channel(Phase::Running);
+        Arc::new(Shared {
+            queue: Arc::new(ExchangeQueue::new(config.max_pending)),
+            config,
+            stats: Stats::default(),
+            phase,
+            draining: Arc::new(AtomicBool::new(false)),
+            idle: Notify::new(),
+            stopped: Mutex::new(false),
+            stopped_cv: Condvar::new(),
+        })
+    }
+
     pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
@@ -59,17 +73,7 @@ impl Engine {
         }
         let addresses = bound.iter().map(|l| l.describe()).collect();
         let ports = bound.iter().filter_map(|l| l.local_port()).collect();
-        let (phase, _) = watch::channel(Phase::Running);
-        let shared = Arc::new(Shared {
-            queue: Arc::new(ExchangeQueue::new(config.max_pending)),
-            config,
-            stats: Stats::default(),
-            phase,
-            draining: Arc::new(AtomicBool::new(false)),
-            idle: Notify::new(),
-            stopped: Mutex::new(false),
-            stopped_cv: Condvar::new(),
-        });
+        let shared = Shared::new(config);
         let io_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("hyperion-io".into())
@@ -367,15 +371,5 @@ fn raise_open_files_limit() {
 
 #[cfg(test)]
 pub(crate) fn test_shared() -> Arc<Shared> {
-    let (phase, _) = watch::channel(Phase::Running);
-    Arc::new(Shared {
-        queue: Arc::new(ExchangeQueue::new(8)),
-        config: EngineConfig::default(),
-        stats: Stats::default(),
-        phase,
-        draining: Arc::new(AtomicBool::new(false)),
-        idle: Notify::new(),
-        stopped: Mutex::new(false),
-        stopped_cv: Condvar::new(),
-    })
+    Shared::new(EngineConfig::default())
 }
