@@ -661,3 +661,24 @@ fn analyze(
         content_length: content_length.map(|(i, _)| i),
     })
 }
+
+/// Splits a Host value (already validated by the parser) into name and port, as SERVER_NAME
+/// and SERVER_PORT want them: IPv6 literals keep their brackets; an empty port is no port.
+pub fn split_host(host: &[u8]) -> (&[u8], Option<&[u8]>) {
+    if host.first() == Some(&b'[') {
+        if let Some(close) = host.iter().position(|&b| b == b']') {
+            let name = &host[..=close];
+            let rest = &host[close + 1..];
+            return match rest.strip_prefix(b":") {
+                Some(port) if !port.is_empty() => (name, Some(port)),
+                _ => (name, None),
+            };
+        }
+        return (host, None);
+    }
+    match host.iter().rposition(|&b| b == b':') {
+        Some(i) if i + 1 < host.len() => (&host[..i], Some(&host[i + 1..])),
+        Some(i) => (&host[..i], None),
+        None => (host, None),
+    }
+}

@@ -770,3 +770,23 @@ fn error_statuses_and_labels() {
         kind: ParseErrorKind::BadHeader,
     };
 }
+
+#[test]
+fn split_host_is_ipv6_safe() {
+    use hyperion_http::split_host;
+    assert_eq!(split_host(b"example.com"), (&b"example.com"[..], None));
+    assert_eq!(
+        split_host(b"example.com:8080"),
+        (&b"example.com"[..], Some(&b"8080"[..]))
+    );
+    assert_eq!(split_host(b"example.com:"), (&b"example.com"[..], None));
+    assert_eq!(split_host(b"[::1]"), (&b"[::1]"[..], None));
+    assert_eq!(
+        split_host(b"[::1]:9292"),
+        (&b"[::1]"[..], Some(&b"9292"[..]))
+    );
+    assert_eq!(
+        split_host(b"[fe80::1%25eth0]:80"),
+        (&b"[fe80::1%25eth0]"[..], Some(&b"80"[..]))
+    );
+}

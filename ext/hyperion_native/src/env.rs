@@ -3,7 +3,7 @@
 use std::sync::OnceLock;
 
 use hyperion_engine::{Exchange, Peer};
-use hyperion_http::{cgi_header_key, is_content_length, is_content_type, Version};
+use hyperion_http::{cgi_header_key, is_content_length, is_content_type, split_host, Version};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::value::{Lazy, ReprValue};
 use magnus::{Error, Module, RClass, RHash, Ruby, Value};
@@ -81,26 +81,6 @@ fn new_str(bytes: &[u8]) -> VALUE {
 fn aset(env: VALUE, key: VALUE, value: VALUE) {
     // SAFETY: GVL held; `env` is a fresh, unfrozen Hash and keys are frozen Strings.
     unsafe { rb_sys::rb_hash_aset(env, key, value) };
-}
-
-/// Splits a Host value into name and port; IPv6 literals keep their brackets.
-fn split_host(host: &[u8]) -> (&[u8], Option<&[u8]>) {
-    if host.first() == Some(&b'[') {
-        if let Some(close) = host.iter().position(|&b| b == b']') {
-            let name = &host[..=close];
-            let rest = &host[close + 1..];
-            return match rest.strip_prefix(b":") {
-                Some(port) if !port.is_empty() => (name, Some(port)),
-                _ => (name, None),
-            };
-        }
-        return (host, None);
-    }
-    match host.iter().rposition(|&b| b == b':') {
-        Some(i) if i + 1 < host.len() => (&host[..i], Some(&host[i + 1..])),
-        Some(i) => (&host[..i], None),
-        None => (host, None),
-    }
 }
 
 /// Builds the env: a copy of `template` (the per-server constants) plus this request.
@@ -244,28 +224,5 @@ fn add_header(env: VALUE, key: &[u8], value: &[u8]) {
             rb_sys::rb_str_cat(existing, sep.as_ptr() as *const _, sep.len() as _);
             rb_sys::rb_str_cat(existing, value.as_ptr() as *const _, value.len() as _);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_host;
-
-    #[test]
-    fn host_splitting_is_ipv6_safe() {
-        assert_eq!(split_host(b"example.com"), (&b"example.com"[..], None));
-        assert_eq!(
-            split_host(b"example.com:8080"),
-            (&b"example.com"[..], Some(&b"8080"[..]))
-        );
-        assert_eq!(split_host(b"[::1]"), (&b"[::1]"[..], None));
-        assert_eq!(
-            split_host(b"[::1]:9292"),
-            (&b"[::1]"[..], Some(&b"9292"[..]))
-        );
-        assert_eq!(
-            split_host(b"[fe80::1%25eth0]:80"),
-            (&b"[fe80::1%25eth0]"[..], Some(&b"80"[..]))
-        );
     }
 }
