@@ -11,8 +11,6 @@ module Hyperion
   class RackAdapter
     RESPONSE_FINISHED = 'rack.response_finished'
 
-    attr_reader :env_template
-
     def initialize(app, env_template:, logger:)
       @app = app
       @env_template = env_template

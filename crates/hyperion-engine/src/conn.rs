@@ -251,33 +251,27 @@ impl<S: Socket> Connection<S> {
             listener: self.listener.clone(),
             response,
         });
-        match self.shared.queue.push(exchange) {
-            Ok(()) => {}
-            Err(PushError::Full(mut ex)) => {
-                bump(&self.shared.stats.rejected);
-                ex.response.abort_msg();
+        // Refused: the engine answers 503 itself. A full queue keeps the connection; a closed
+        // one (the engine is stopping) ends it.
+        let (mut refused, keep) = match self.shared.queue.push(exchange) {
+            Ok(()) => return self.write_response(rx).await,
+            Err(PushError::Full(ex)) => {
                 let keep = ex.head.keep_alive && !self.shared.is_draining();
-                drop(ex);
-                let out =
-                    simple_response(503, "Service Unavailable\n", !keep, &[("retry-after", "1")]);
-                self.write_all(&out).await?;
-                return Ok(if keep {
-                    Outcome::KeepAlive
-                } else {
-                    Outcome::Close
-                });
+                (ex, keep)
             }
-            Err(PushError::Closed(mut ex)) => {
-                bump(&self.shared.stats.rejected);
-                ex.response.abort_msg();
-                drop(ex);
-                let out =
-                    simple_response(503, "Service Unavailable\n", true, &[("retry-after", "1")]);
-                self.write_all(&out).await?;
-                return Ok(Outcome::Close);
-            }
-        }
-        self.write_response(rx).await
+            Err(PushError::Closed(ex)) => (ex, false),
+        };
+        bump(&self.shared.stats.rejected);
+        // Marked answered so dropping it does not abort the connection.
+        refused.response.abort_msg();
+        drop(refused);
+        let out = simple_response(503, "Service Unavailable\n", !keep, &[("retry-after", "1")]);
+        self.write_all(&out).await?;
+        Ok(if keep {
+            Outcome::KeepAlive
+        } else {
+            Outcome::Close
+        })
     }
 
     /// Writes what the application thread sends until the response is complete. Messages that

@@ -48,18 +48,6 @@ impl Exchange {
     pub fn path(&self) -> &[u8] {
         self.head.path.slice(&self.head_bytes)
     }
-
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.head
-            .headers
-            .iter()
-            .find(|h| {
-                h.name
-                    .slice(&self.head_bytes)
-                    .eq_ignore_ascii_case(name.as_bytes())
-            })
-            .map(|h| h.value.slice(&self.head_bytes))
-    }
 }
 
 impl std::fmt::Debug for Exchange {

@@ -126,7 +126,8 @@ impl ExchangeQueue {
         }
     }
 
-    /// Non-blocking pop for callers that hold a lock they must not sleep under.
+    /// Non-blocking pop: an application thread that just finished a response takes the next
+    /// exchange without giving up its runtime lock (the GVL) when work is already waiting.
     pub fn try_pop(&self) -> Option<Box<Exchange>> {
         self.state
             .lock()

@@ -96,10 +96,6 @@ impl HeadBuilder {
         })
     }
 
-    pub fn status(&self) -> u16 {
-        self.status
-    }
-
     /// Adds one header line. Framing headers are interpreted, not copied: the server frames
     /// the body itself so the app cannot desynchronise the connection.
     pub fn header(&mut self, name: &[u8], value: &[u8]) -> Result<(), ResponseError> {
@@ -147,11 +143,6 @@ impl HeadBuilder {
         self.buf.extend_from_slice(value);
         self.buf.extend_from_slice(b"\r\n");
         Ok(())
-    }
-
-    /// Content-length the app declared, if any.
-    pub fn declared_length(&self) -> Option<u64> {
-        self.content_length
     }
 }
 
