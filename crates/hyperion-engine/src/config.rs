@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use hyperion_http::Limits;
 
+use crate::log::LogConfig;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ListenSpec {
     Tcp { host: String, port: u16 },
@@ -24,11 +26,15 @@ pub struct EngineConfig {
     pub graceful_timeout: Duration,
     /// Exchanges waiting for an application thread before new ones are answered 503.
     pub max_pending: usize,
+    /// Request bodies larger than this are written to an unlinked temp file instead of memory.
+    pub max_in_memory_body_bytes: usize,
     pub limits: Limits,
     pub listen_backlog: i32,
     /// A descriptor (e.g. a pipe's write end, owned by the caller) that gets one byte when the
     /// engine has fully stopped, so a caller can wait with its own event loop.
     pub stop_notify_fd: Option<i32>,
+    /// Where and how the engine's own log lines (rejected requests) are written.
+    pub log: LogConfig,
 }
 
 impl Default for EngineConfig {
@@ -39,9 +45,11 @@ impl Default for EngineConfig {
             write_timeout: Duration::from_secs(60),
             graceful_timeout: Duration::from_secs(30),
             max_pending: 4096,
+            max_in_memory_body_bytes: 128 * 1024,
             limits: Limits::default(),
             listen_backlog: 1024,
             stop_notify_fd: None,
+            log: LogConfig::default(),
         }
     }
 }

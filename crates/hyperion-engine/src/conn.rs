@@ -2,7 +2,9 @@
 //! answer, repeat. Requests on a connection are answered strictly in order, so pipelined
 //! requests simply wait in the read buffer.
 
-use std::io;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,9 +17,10 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use crate::engine::{Phase, Shared};
-use crate::exchange::{Exchange, ListenerInfo, Peer};
+use crate::exchange::{Body, Exchange, ListenerInfo, Peer};
+use crate::log::{Level, Value as LogValue};
 use crate::queue::PushError;
-use crate::response::{simple_response, Response, ResponseMsg};
+use crate::response::{simple_response, Hijacked, Response, ResponseMsg, WrittenNotice};
 use crate::stats::bump;
 
 /// Read-buffer growth step: small, because 10,000 idle connections must stay cheap.
@@ -31,10 +34,20 @@ const LINGER_BYTES: usize = 256 * 1024;
 const COALESCE_LIMIT: usize = 256 * 1024;
 
 /// Where a batch of response messages leaves the response.
-#[derive(Clone, Copy, PartialEq, Eq)]
 enum BatchEnd {
     More,
-    Done { close: bool },
+    Done {
+        close: bool,
+        notice: Option<WrittenNotice>,
+    },
+    /// Write what was gathered, then the file with sendfile; that ends the response.
+    File {
+        file: std::fs::File,
+        len: u64,
+        close: bool,
+        notice: Option<WrittenNotice>,
+    },
+    Hijack(SyncSender<Hijacked>),
     Abort,
 }
 
@@ -42,7 +55,27 @@ enum BatchEnd {
 fn append(msg: ResponseMsg, out: &mut Vec<u8>) -> BatchEnd {
     let (bytes, end) = match msg {
         ResponseMsg::Bytes(bytes) => (bytes, BatchEnd::More),
-        ResponseMsg::Final { bytes, close } => (bytes, BatchEnd::Done { close }),
+        ResponseMsg::Final {
+            bytes,
+            close,
+            notice,
+        } => (bytes, BatchEnd::Done { close, notice }),
+        ResponseMsg::File {
+            head,
+            file,
+            len,
+            close,
+            notice,
+        } => (
+            head,
+            BatchEnd::File {
+                file,
+                len,
+                close,
+                notice,
+            },
+        ),
+        ResponseMsg::Hijack(tx) => return BatchEnd::Hijack(tx),
         ResponseMsg::Abort => return BatchEnd::Abort,
     };
     if out.is_empty() {
@@ -53,12 +86,114 @@ fn append(msg: ResponseMsg, out: &mut Vec<u8>) -> BatchEnd {
     end
 }
 
+/// Read size while a large body streams into its temp file.
+const SPILL_CHUNK: usize = 64 * 1024;
+/// Largest single sendfile call (the kernel caps one call near 2 GiB anyway).
+const SENDFILE_MAX: u64 = 1 << 30;
+
+/// A request body being read: in memory up to `limit` bytes, then in an unlinked temp file.
+struct BodyBuffer {
+    limit: usize,
+    /// The body while it is small; once spilled, only a staging area for decoded chunks.
+    mem: Vec<u8>,
+    file: Option<(std::fs::File, u64)>,
+}
+
+impl BodyBuffer {
+    fn new(limit: usize) -> Self {
+        BodyBuffer {
+            limit,
+            mem: Vec::new(),
+            file: None,
+        }
+    }
+
+    fn extend(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.file.is_none() && self.mem.len() + data.len() <= self.limit {
+            self.mem.extend_from_slice(data);
+            return Ok(());
+        }
+        self.spill()?;
+        let (file, len) = self.file.as_mut().expect("spilled");
+        file.write_all(data)?;
+        *len += data.len() as u64;
+        Ok(())
+    }
+
+    /// After bytes were appended to `mem` directly: moves them to the file if the body has
+    /// spilled or has just outgrown the limit.
+    fn settle(&mut self) -> io::Result<()> {
+        if self.file.is_some() || self.mem.len() > self.limit {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    /// Moves what is in memory to the temp file (creating it the first time). The writes are
+    /// plain blocking writes: they land in the page cache.
+    fn spill(&mut self) -> io::Result<()> {
+        if self.file.is_none() {
+            self.file = Some((temp_file()?, 0));
+        }
+        let (file, len) = self.file.as_mut().expect("created above");
+        if !self.mem.is_empty() {
+            file.write_all(&self.mem)?;
+            *len += self.mem.len() as u64;
+            self.mem.clear();
+            if self.mem.capacity() > SPILL_CHUNK {
+                self.mem = Vec::new();
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<Body> {
+        match self.file.take() {
+            None => Ok(Body::Memory(self.mem)),
+            Some((mut file, len)) => {
+                std::io::Seek::rewind(&mut file)?;
+                Ok(Body::File { file, len })
+            }
+        }
+    }
+}
+
+/// An anonymous file in the temp directory ($TMPDIR, else /tmp): O_TMPFILE where the file
+/// system supports it, otherwise a private file unlinked at once. Either way nothing is left
+/// behind, whatever happens to the process.
+fn temp_file() -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+    let dir = std::env::temp_dir();
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).mode(0o600);
+    if let Ok(file) = options.clone().custom_flags(libc::O_TMPFILE).open(&dir) {
+        return Ok(file);
+    }
+    loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("hyperion-body-{}-{n}", std::process::id()));
+        match options.clone().create_new(true).open(&path) {
+            Ok(file) => {
+                std::fs::remove_file(&path)?;
+                return Ok(file);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Response messages buffered between an application thread and the writer.
 pub(crate) const RESPONSE_CHANNEL: usize = 16;
 
 enum Outcome {
     KeepAlive,
     Close,
+    /// The application takes the socket: hand it over, write and close nothing.
+    Hijack(SyncSender<Hijacked>),
 }
 
 pub(crate) struct Connection<S> {
@@ -69,22 +204,45 @@ pub(crate) struct Connection<S> {
     buf: BytesMut,
 }
 
-/// A connected socket the engine can wait on without committing a read buffer to it.
-pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+/// A connected socket the engine can wait on without committing a read buffer to it, send
+/// files into, and hand over to the application.
+pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {
     fn readable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send;
+    fn writable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send;
+    /// Runs a non-blocking write-side syscall on the socket, clearing readiness on
+    /// WouldBlock.
+    fn try_write_with<R>(&self, f: impl FnOnce(RawFd) -> io::Result<R>) -> io::Result<R>;
+    /// Leaves the runtime: the descriptor, in blocking mode, for the application to own.
+    fn into_blocking_fd(self) -> io::Result<OwnedFd>;
 }
 
-impl Socket for tokio::net::TcpStream {
-    fn readable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send {
-        tokio::net::TcpStream::readable(self)
-    }
+macro_rules! socket_impl {
+    ($ty:ty) => {
+        impl Socket for $ty {
+            fn readable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send {
+                <$ty>::readable(self)
+            }
+            fn writable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send {
+                <$ty>::writable(self)
+            }
+            fn try_write_with<R>(
+                &self,
+                f: impl FnOnce(RawFd) -> io::Result<R>,
+            ) -> io::Result<R> {
+                let fd = self.as_raw_fd();
+                self.try_io(tokio::io::Interest::WRITABLE, || f(fd))
+            }
+            fn into_blocking_fd(self) -> io::Result<OwnedFd> {
+                let std = self.into_std()?;
+                std.set_nonblocking(false)?;
+                Ok(OwnedFd::from(std))
+            }
+        }
+    };
 }
 
-impl Socket for tokio::net::UnixStream {
-    fn readable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send {
-        tokio::net::UnixStream::readable(self)
-    }
-}
+socket_impl!(tokio::net::TcpStream);
+socket_impl!(tokio::net::UnixStream);
 
 impl<S: Socket> Connection<S> {
     pub(crate) fn new(io: S, peer: Peer, shared: Arc<Shared>, listener: Arc<ListenerInfo>) -> Self {
@@ -98,10 +256,23 @@ impl<S: Socket> Connection<S> {
     }
 
     pub(crate) async fn run(mut self) {
-        while let Ok(Outcome::KeepAlive) = self.serve_one().await {
-            if self.buf.is_empty() {
-                // Give the memory back while the connection idles.
-                self.buf = BytesMut::new();
+        loop {
+            match self.serve_one().await {
+                Ok(Outcome::KeepAlive) => {
+                    if self.buf.is_empty() {
+                        // Give the memory back while the connection idles.
+                        self.buf = BytesMut::new();
+                    }
+                }
+                Ok(Outcome::Hijack(tx)) => {
+                    let buffered = self.buf.to_vec();
+                    // If the application is gone, dropping the descriptor closes it.
+                    if let Ok(fd) = self.io.into_blocking_fd() {
+                        let _ = tx.send(Hijacked { fd, buffered });
+                    }
+                    return;
+                }
+                Ok(Outcome::Close) | Err(_) => break,
             }
         }
         let _ = self.io.shutdown().await;
@@ -172,33 +343,59 @@ impl<S: Socket> Connection<S> {
         let mut deadline = Instant::now() + body_timeout;
 
         // The body, read completely before dispatch so no application thread ever waits on a
-        // slow client.
-        let mut body = Vec::new();
+        // slow client. Past `max_in_memory_body_bytes` it goes to an unlinked temp file.
+        let mut body = BodyBuffer::new(self.shared.config.max_in_memory_body_bytes);
         let mut trailers = Vec::new();
         let expect_continue = head.expect_continue && head.version == Version::Http11;
         match head.framing {
             BodyFraming::None => {}
             BodyFraming::Length(n) => {
-                let n = n as usize;
-                if expect_continue && self.buf.len() < n {
+                if expect_continue && (self.buf.len() as u64) < n {
                     self.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
                 }
-                let have = self.buf.len().min(n);
-                body.reserve_exact(n);
-                body.extend_from_slice(&self.buf[..have]);
-                self.buf.advance(have);
-                let mut filled = have;
-                if filled < n {
-                    body.resize(n, 0);
-                    while filled < n {
+                let have = (self.buf.len() as u64).min(n) as usize;
+                if n as usize <= body.limit {
+                    // In memory: read straight into the final buffer.
+                    let n = n as usize;
+                    let mem = &mut body.mem;
+                    mem.reserve_exact(n);
+                    mem.extend_from_slice(&self.buf[..have]);
+                    self.buf.advance(have);
+                    let mut filled = have;
+                    if filled < n {
+                        mem.resize(n, 0);
+                        while filled < n {
+                            let read = tokio::select! {
+                                r = self.io.read(&mut body.mem[filled..]) => r?,
+                                _ = sleep_until(deadline) => return self.timed_out().await,
+                            };
+                            if read == 0 {
+                                return Ok(Outcome::Close);
+                            }
+                            filled += read;
+                            deadline = Instant::now() + body_timeout;
+                        }
+                    }
+                } else {
+                    if let Err(e) = body.extend(&self.buf[..have]) {
+                        return self.internal_error(e).await;
+                    }
+                    self.buf.advance(have);
+                    let mut remaining = n - have as u64;
+                    let mut chunk = vec![0u8; SPILL_CHUNK];
+                    while remaining > 0 {
+                        let want = remaining.min(SPILL_CHUNK as u64) as usize;
                         let read = tokio::select! {
-                            r = self.io.read(&mut body[filled..]) => r?,
+                            r = self.io.read(&mut chunk[..want]) => r?,
                             _ = sleep_until(deadline) => return self.timed_out().await,
                         };
                         if read == 0 {
                             return Ok(Outcome::Close);
                         }
-                        filled += read;
+                        if let Err(e) = body.extend(&chunk[..read]) {
+                            return self.internal_error(e).await;
+                        }
+                        remaining -= read as u64;
                         deadline = Instant::now() + body_timeout;
                     }
                 }
@@ -209,9 +406,12 @@ impl<S: Socket> Connection<S> {
                 }
                 let mut decoder = ChunkedDecoder::new(limits);
                 loop {
-                    match decoder.decode(&self.buf, &mut body) {
+                    match decoder.decode(&self.buf, &mut body.mem) {
                         Ok(consumed) => self.buf.advance(consumed),
                         Err(e) => return self.reject(e).await,
+                    }
+                    if let Err(e) = body.settle() {
+                        return self.internal_error(e).await;
                     }
                     if decoder.is_done() {
                         break;
@@ -229,6 +429,10 @@ impl<S: Socket> Connection<S> {
                 trailers = decoder.trailers().to_vec();
             }
         }
+        let body = match body.finish() {
+            Ok(body) => body,
+            Err(e) => return self.internal_error(e).await,
+        };
 
         bump(&self.shared.stats.requests_total);
         let head_request = head.method.slice(&head_bytes) == b"HEAD";
@@ -262,6 +466,7 @@ impl<S: Socket> Connection<S> {
             Err(PushError::Closed(ex)) => (ex, false),
         };
         bump(&self.shared.stats.rejected);
+        self.rejected(503, "queue_full");
         // Marked answered so dropping it does not abort the connection.
         refused.response.abort_msg();
         drop(refused);
@@ -283,22 +488,106 @@ impl<S: Socket> Connection<S> {
                 return Ok(Outcome::Close);
             };
             let mut end = append(first, &mut out);
-            while end == BatchEnd::More && out.len() < COALESCE_LIMIT {
+            while matches!(end, BatchEnd::More) && out.len() < COALESCE_LIMIT {
                 match rx.try_recv() {
                     Ok(msg) => end = append(msg, &mut out),
                     Err(_) => break,
                 }
             }
-            if !out.is_empty() {
-                self.write_all(&out).await?;
-                out.clear();
-            }
+            let written = if out.is_empty() {
+                Ok(())
+            } else {
+                self.write_all(&out).await
+            };
+            out.clear();
+            let after = |close: bool| {
+                if close {
+                    Outcome::Close
+                } else {
+                    Outcome::KeepAlive
+                }
+            };
             match end {
-                BatchEnd::More => {}
-                BatchEnd::Done { close: false } => return Ok(Outcome::KeepAlive),
-                BatchEnd::Done { close: true } | BatchEnd::Abort => return Ok(Outcome::Close),
+                BatchEnd::More => written?,
+                BatchEnd::Done { close, notice } => {
+                    if let Some(notice) = notice {
+                        notice.done(written.is_ok());
+                    }
+                    written?;
+                    return Ok(after(close));
+                }
+                BatchEnd::File {
+                    file,
+                    len,
+                    close,
+                    notice,
+                } => {
+                    let sent = match written {
+                        // Boxed: the sendfile loop should not enlarge every connection's future.
+                        Ok(()) => Box::pin(self.send_file(&file, len)).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Some(notice) = notice {
+                        notice.done(sent.is_ok());
+                    }
+                    sent?;
+                    return Ok(after(close));
+                }
+                BatchEnd::Hijack(tx) => {
+                    written?;
+                    return Ok(Outcome::Hijack(tx));
+                }
+                BatchEnd::Abort => {
+                    written?;
+                    return Ok(Outcome::Close);
+                }
             }
         }
+    }
+
+    /// Sends the first `len` bytes of `file` with sendfile(2): the data goes from the page
+    /// cache to the socket without passing through user space.
+    async fn send_file(&mut self, file: &std::fs::File, len: u64) -> io::Result<()> {
+        let file_fd = file.as_raw_fd();
+        let mut offset: libc::off_t = 0;
+        let write_timeout = self.shared.config.write_timeout;
+        while (offset as u64) < len {
+            let count = (len - offset as u64).min(SENDFILE_MAX) as usize;
+            let io = &self.io;
+            let offset_ref = &mut offset;
+            let attempt = async move {
+                loop {
+                    io.writable().await?;
+                    let result = io.try_write_with(|sock| {
+                        // SAFETY: both descriptors stay open for the call and `offset_ref`
+                        // points to a live off_t.
+                        let n = unsafe { libc::sendfile(sock, file_fd, &mut *offset_ref, count) };
+                        if n < 0 {
+                            Err(io::Error::last_os_error())
+                        } else {
+                            Ok(n as usize)
+                        }
+                    });
+                    match result {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        other => return other,
+                    }
+                }
+            };
+            let sent = match timeout(write_timeout, attempt).await {
+                Ok(result) => result?,
+                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
+            };
+            if sent == 0 {
+                // The file shrank after its length was announced: the response cannot be
+                // completed, so the connection must close.
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shorter than its announced length",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Writes everything or fails; a client that stops reading for `write_timeout` is cut off
@@ -310,9 +599,35 @@ impl<S: Socket> Connection<S> {
         }
     }
 
+    /// Counts a rejected request and logs one warn line about it (rate-limited).
+    fn rejected(&self, status: u16, reason: &'static str) {
+        let shared = &self.shared;
+        shared.stats.count_rejection(reason);
+        if !shared.log.enabled(Level::Warn) {
+            return;
+        }
+        let Some(suppressed) = shared.reject_log.admit() else {
+            return;
+        };
+        let peer = match self.peer {
+            Peer::Tcp(addr) => addr.to_string(),
+            Peer::Unix => "unix".to_string(),
+        };
+        let mut fields = vec![
+            ("peer", LogValue::Str(&peer)),
+            ("status", LogValue::Num(status as u64)),
+            ("reason", LogValue::Str(reason)),
+        ];
+        if suppressed > 0 {
+            fields.push(("suppressed", LogValue::Num(suppressed)));
+        }
+        shared.log.log(Level::Warn, "request rejected", &fields);
+    }
+
     async fn reject(&mut self, err: ParseError) -> io::Result<Outcome> {
         bump(&self.shared.stats.parse_errors);
         let status = err.status();
+        self.rejected(status, err.reason());
         let body = format!("{}\n", hyperion_http::reason_phrase(status));
         let out = simple_response(status, &body, true, &[]);
         self.write_all(&out).await?;
@@ -320,8 +635,22 @@ impl<S: Socket> Connection<S> {
         Ok(Outcome::Close)
     }
 
+    /// The server itself failed (e.g. no space for a request body's temp file).
+    async fn internal_error(&mut self, err: io::Error) -> io::Result<Outcome> {
+        self.shared.log.log(
+            Level::Error,
+            "could not store a request body",
+            &[("error", LogValue::Str(&err.to_string()))],
+        );
+        let out = simple_response(500, "Internal Server Error\n", true, &[]);
+        self.write_all(&out).await?;
+        self.linger().await;
+        Ok(Outcome::Close)
+    }
+
     async fn timed_out(&mut self) -> io::Result<Outcome> {
         bump(&self.shared.stats.read_timeouts);
+        self.rejected(408, "read_timeout");
         let out = simple_response(408, "Request Timeout\n", true, &[]);
         self.write_all(&out).await?;
         self.linger().await;

@@ -12,8 +12,12 @@ use crate::config::EngineConfig;
 use crate::conn::Connection;
 use crate::exchange::{ListenerInfo, Peer};
 use crate::listener::BoundListener;
+use crate::log::{RateLimit, Logger};
 use crate::queue::{ExchangeQueue, WaitToken};
 use crate::stats::{bump, Stats, StatsSnapshot};
+
+/// Warn lines about rejected requests, at most, per second.
+const REJECT_LOG_PER_SECOND: u32 = 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -29,6 +33,9 @@ pub(crate) struct Shared {
     pub(crate) phase: watch::Sender<Phase>,
     /// Mirrors `phase` for application threads deciding keep-alive without a lock.
     pub(crate) draining: Arc<AtomicBool>,
+    pub(crate) log: Logger,
+    /// Bounds the warn lines about rejected requests, so a flood cannot fill the disk.
+    pub(crate) reject_log: RateLimit,
     idle: Notify,
     stopped: Mutex<bool>,
     stopped_cv: Condvar,
@@ -39,6 +46,8 @@ impl Shared {
         let (phase, _) = watch::channel(Phase::Running);
         Arc::new(Shared {
             queue: Arc::new(ExchangeQueue::new(config.max_pending)),
+            log: Logger::new(config.log.clone()),
+            reject_log: RateLimit::new(REJECT_LOG_PER_SECOND),
             config,
             stats: Stats::default(),
             phase,
@@ -102,6 +111,11 @@ impl Engine {
 
     pub fn stats(&self) -> StatsSnapshot {
         self.shared.stats.snapshot()
+    }
+
+    /// Rejected requests by reason (`bad_request_line`, `read_timeout`, `queue_full`, ...).
+    pub fn rejections_by_reason(&self) -> Vec<(&'static str, u64)> {
+        self.shared.stats.rejections_by_reason()
     }
 
     /// Starts a graceful stop: accepting ends at once, idle connections close, in-flight

@@ -27,12 +27,41 @@ pub struct ListenerInfo {
     pub scheme: &'static str,
 }
 
+/// A request body, read completely before dispatch.
+#[derive(Debug)]
+pub enum Body {
+    Memory(Vec<u8>),
+    /// Larger than `max_in_memory_body_bytes`: an unlinked temp file, positioned at its start.
+    File { file: std::fs::File, len: u64 },
+}
+
+impl Body {
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Memory(bytes) => bytes.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes, when the body is in memory.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Body::Memory(bytes) => Some(bytes),
+            Body::File { .. } => None,
+        }
+    }
+}
+
 pub struct Exchange {
     pub head: RequestHead,
     /// The bytes `head`'s spans point into.
     pub head_bytes: Bytes,
     /// The whole request body, already read (and de-chunked).
-    pub body: Vec<u8>,
+    pub body: Body,
     /// Trailer fields of a chunked body.
     pub trailers: Vec<(Vec<u8>, Vec<u8>)>,
     pub peer: Peer,

@@ -10,15 +10,17 @@ mod conn;
 pub mod engine;
 pub mod exchange;
 pub mod listener;
+pub mod log;
 pub mod queue;
 pub mod response;
 pub mod stats;
 
 pub use config::{EngineConfig, ListenSpec};
 pub use engine::Engine;
-pub use exchange::{Exchange, ListenerInfo, Peer};
+pub use exchange::{Body, Exchange, ListenerInfo, Peer};
 pub use queue::{ExchangeQueue, Pop, PushError, WaitToken};
 pub use response::{
-    Disconnected, HeadBuilder, Response, ResponseError, ResponseMsg, ResponseSender,
+    Disconnected, HeadBuilder, Hijacked, Response, ResponseError, ResponseMsg, ResponseSender,
+    WrittenNotice,
 };
 pub use stats::StatsSnapshot;

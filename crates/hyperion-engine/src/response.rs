@@ -4,6 +4,7 @@
 //! and passes it to the connection's I/O task over a small channel; the I/O task only writes.
 //! Framing decisions (content-length, chunked, close) are made here and nowhere else.
 
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -18,9 +19,45 @@ pub enum ResponseMsg {
     /// Bytes to write; more follow.
     Bytes(Vec<u8>),
     /// The last bytes of the response; `close` ends the connection after writing them.
-    Final { bytes: Vec<u8>, close: bool },
+    Final {
+        bytes: Vec<u8>,
+        close: bool,
+        notice: Option<WrittenNotice>,
+    },
+    /// The last part of the response: `head`, then `len` bytes of `file` from its start,
+    /// sent with sendfile.
+    File {
+        head: Vec<u8>,
+        file: std::fs::File,
+        len: u64,
+        close: bool,
+        notice: Option<WrittenNotice>,
+    },
+    /// The application takes the socket over: the connection task writes nothing more, lets
+    /// go of the descriptor and sends it back with the bytes it had read past the request.
+    Hijack(std::sync::mpsc::SyncSender<Hijacked>),
     /// The response cannot be completed: close the connection without writing more.
     Abort,
+}
+
+/// A socket handed over to the application: blocking mode, owned by the receiver.
+#[derive(Debug)]
+pub struct Hijacked {
+    pub fd: OwnedFd,
+    /// Bytes the client sent after the request (a pipelined request, the first frames of an
+    /// upgraded protocol) that the engine had already read.
+    pub buffered: Vec<u8>,
+}
+
+/// Tells an application thread that the last byte of its response reached the socket
+/// (`true`) or that it never will (`false`, or the notice dropped unsent).
+#[derive(Debug)]
+pub struct WrittenNotice(std::sync::mpsc::SyncSender<bool>);
+
+impl WrittenNotice {
+    pub fn done(self, written: bool) {
+        let _ = self.0.try_send(written);
+    }
 }
 
 /// Why a response was refused before anything reached the wire.
@@ -77,6 +114,8 @@ pub struct HeadBuilder {
     status: u16,
     content_length: Option<u64>,
     app_close: bool,
+    /// The app's own Connection value, written only for a hijacked (upgraded) response.
+    connection: Option<Vec<u8>>,
     has_date: bool,
 }
 
@@ -92,6 +131,7 @@ impl HeadBuilder {
             status: status as u16,
             content_length: None,
             app_close: false,
+            connection: None,
             has_date: false,
         })
     }
@@ -133,9 +173,11 @@ impl HeadBuilder {
                 {
                     self.app_close = true;
                 }
+                self.connection = Some(value.to_vec());
                 return Ok(());
             }
             4 if name.eq_ignore_ascii_case(b"date") => self.has_date = true,
+            _ if name.starts_with(b"rack.") => return Ok(()),
             _ => {}
         }
         self.buf.extend_from_slice(name);
@@ -167,6 +209,8 @@ enum State {
         framing: StreamFraming,
         keep_alive: bool,
     },
+    /// A partial hijack's head went out; the socket is handed over next.
+    Upgraded,
     Done,
 }
 
@@ -178,6 +222,7 @@ pub struct Response {
     keep_alive: bool,
     draining: Arc<AtomicBool>,
     state: State,
+    notice: Option<WrittenNotice>,
 }
 
 fn body_allowed(status: u16) -> bool {
@@ -199,6 +244,7 @@ impl Response {
             keep_alive,
             draining,
             state: State::Pending,
+            notice: None,
         }
     }
 
@@ -267,6 +313,7 @@ impl Response {
         Ok(ResponseMsg::Final {
             bytes,
             close: !keep_alive,
+            notice: self.notice.take(),
         })
     }
 
@@ -357,22 +404,124 @@ impl Response {
             return Err(ResponseError::NotStreaming);
         };
         self.state = State::Done;
+        let notice = self.notice.take();
         Ok(match framing {
             StreamFraming::Chunked => ResponseMsg::Final {
                 bytes: LAST_CHUNK.to_vec(),
                 close: !keep_alive,
+                notice,
             },
-            // Fewer bytes than declared: the only honest end is closing the connection.
+            // Fewer bytes than declared: the only honest end is closing the connection (the
+            // notice, dropped unsent, reports the response as not written).
             StreamFraming::Length { remaining } if remaining > 0 => ResponseMsg::Abort,
             StreamFraming::UntilClose => ResponseMsg::Final {
                 bytes: Vec::new(),
                 close: true,
+                notice,
             },
             _ => ResponseMsg::Final {
                 bytes: Vec::new(),
                 close: !keep_alive,
+                notice,
             },
         })
+    }
+
+    /// Asks to be told when the response has been written completely (or has failed): the
+    /// returned receiver gets one value after the final message reaches the socket.
+    pub fn request_written_notice(&mut self) -> std::sync::mpsc::Receiver<bool> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.notice = Some(WrittenNotice(tx));
+        rx
+    }
+
+    /// Encodes a complete response whose body is the first `len` bytes of `file`, written
+    /// by the connection task with sendfile. HEAD requests get the head only.
+    pub fn encode_file(
+        &mut self,
+        mut head: HeadBuilder,
+        file: std::fs::File,
+        len: u64,
+    ) -> Result<ResponseMsg, ResponseError> {
+        if self.state != State::Pending {
+            return Err(ResponseError::AlreadyStarted);
+        }
+        let keep_alive = self.keep_alive_for(&head);
+        let with_body = body_allowed(head.status);
+        if with_body {
+            let digits = itoa_buf(len);
+            head.buf.extend_from_slice(b"content-length: ");
+            head.buf.extend_from_slice(digits.as_bytes());
+            head.buf.extend_from_slice(b"\r\n");
+        }
+        self.finish_head(&mut head, keep_alive);
+        self.state = State::Done;
+        let notice = self.notice.take();
+        if !with_body || self.head_request || len == 0 {
+            return Ok(ResponseMsg::Final {
+                bytes: head.buf,
+                close: !keep_alive,
+                notice,
+            });
+        }
+        Ok(ResponseMsg::File {
+            head: head.buf,
+            file,
+            len,
+            close: !keep_alive,
+            notice,
+        })
+    }
+
+    /// An informational (1xx) response sent ahead of the real one, e.g. 103 Early Hints.
+    /// `None` when the client cannot receive one (HTTP/1.0) or the response has started.
+    pub fn encode_informational(&self, head: HeadBuilder) -> Option<ResponseMsg> {
+        if self.state != State::Pending || self.version != Version::Http11 {
+            return None;
+        }
+        let mut buf = head.buf;
+        buf.extend_from_slice(b"\r\n");
+        Some(ResponseMsg::Bytes(buf))
+    }
+
+    /// The head of a partially hijacked response (e.g. 101 Switching Protocols): status and
+    /// headers as the app gave them, its own Connection value, no body framing. The socket
+    /// is handed over right after it with [`Response::hijack`].
+    pub fn encode_upgrade_head(
+        &mut self,
+        mut head: HeadBuilder,
+    ) -> Result<ResponseMsg, ResponseError> {
+        if self.state != State::Pending {
+            return Err(ResponseError::AlreadyStarted);
+        }
+        let buf = &mut head.buf;
+        if let Some(connection) = &head.connection {
+            buf.extend_from_slice(b"connection: ");
+            buf.extend_from_slice(connection);
+            buf.extend_from_slice(b"\r\n");
+        }
+        if !head.has_date {
+            buf.extend_from_slice(b"date: ");
+            buf.extend_from_slice(&hyperion_http::http_date());
+            buf.extend_from_slice(b"\r\n");
+        }
+        buf.extend_from_slice(b"\r\n");
+        self.state = State::Upgraded;
+        Ok(ResponseMsg::Bytes(head.buf))
+    }
+
+    /// Takes the socket over (full hijack, or after [`Response::encode_upgrade_head`]). The
+    /// descriptor arrives on the returned receiver once everything before it is written; the
+    /// receiver errs if the connection is already gone.
+    pub fn hijack(
+        &mut self,
+    ) -> Result<(ResponseMsg, std::sync::mpsc::Receiver<Hijacked>), ResponseError> {
+        if !matches!(self.state, State::Pending | State::Upgraded) {
+            return Err(ResponseError::AlreadyStarted);
+        }
+        self.state = State::Done;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        Ok((ResponseMsg::Hijack(tx), rx))
     }
 
     /// Marks the response failed: the connection is closed without further writes.
@@ -492,8 +641,52 @@ mod tests {
             ResponseMsg::Bytes(b) | ResponseMsg::Final { bytes: b, .. } => {
                 String::from_utf8_lossy(b).into_owned()
             }
+            ResponseMsg::File { head, len, .. } => {
+                format!("{}<file {len}>", String::from_utf8_lossy(head))
+            }
+            ResponseMsg::Hijack(_) => "<hijack>".into(),
             ResponseMsg::Abort => "<abort>".into(),
         }
+    }
+
+    #[test]
+    fn early_hints_only_before_the_response_and_only_on_http11() {
+        let (mut r, _rx) = response(Version::Http11, false, true);
+        let mut hints = HeadBuilder::new(103, 0).unwrap();
+        hints.header(b"link", b"</a.css>; rel=preload").unwrap();
+        let s = text(&r.encode_informational(hints).unwrap());
+        assert_eq!(s, "HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n");
+        r.encode_full(HeadBuilder::new(200, 0).unwrap(), 0, |_| {})
+            .unwrap();
+        assert!(r
+            .encode_informational(HeadBuilder::new(103, 0).unwrap())
+            .is_none());
+
+        let (r10, _rx) = response(Version::Http10, false, true);
+        assert!(r10
+            .encode_informational(HeadBuilder::new(103, 0).unwrap())
+            .is_none());
+    }
+
+    #[test]
+    fn upgrade_head_keeps_the_app_connection_value_and_has_no_framing() {
+        let (mut r, _rx) = response(Version::Http11, false, true);
+        let mut head = HeadBuilder::new(101, 0).unwrap();
+        head.header(b"upgrade", b"websocket").unwrap();
+        head.header(b"connection", b"Upgrade").unwrap();
+        let s = text(&r.encode_upgrade_head(head).unwrap());
+        assert!(s.starts_with("HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\ndate: "), "{s}");
+        assert!(!s.contains("content-length") && !s.contains("transfer-encoding"));
+        assert!(r.hijack().is_ok());
+        assert!(r.hijack().is_err());
+    }
+
+    #[test]
+    fn hijack_is_refused_once_the_response_started() {
+        let (mut r, _rx) = response(Version::Http11, false, true);
+        r.encode_stream_head(HeadBuilder::new(200, 0).unwrap())
+            .unwrap();
+        assert_eq!(r.hijack().err(), Some(ResponseError::AlreadyStarted));
     }
 
     #[test]

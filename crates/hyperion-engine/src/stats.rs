@@ -1,6 +1,8 @@
 //! Engine counters: plain atomics, bumped on the I/O thread, read as a snapshot.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 #[derive(Default, Debug)]
 pub struct Stats {
@@ -10,6 +12,9 @@ pub struct Stats {
     pub parse_errors: AtomicU64,
     pub read_timeouts: AtomicU64,
     pub rejected: AtomicU64,
+    /// Every rejected request (parse errors, timeouts, 503s) by reason. Rare, so a lock is
+    /// fine.
+    pub by_reason: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -23,6 +28,16 @@ pub struct StatsSnapshot {
 }
 
 impl Stats {
+    pub fn count_rejection(&self, reason: &'static str) {
+        let mut map = self.by_reason.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry(reason).or_insert(0) += 1;
+    }
+
+    pub fn rejections_by_reason(&self) -> Vec<(&'static str, u64)> {
+        let map = self.by_reason.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
     pub fn snapshot(&self) -> StatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         StatsSnapshot {

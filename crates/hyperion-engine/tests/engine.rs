@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use hyperion_engine::{Engine, EngineConfig, Exchange, HeadBuilder, ListenSpec, Pop, WaitToken};
+use hyperion_engine::{
+    Body, Engine, EngineConfig, Exchange, HeadBuilder, ListenSpec, Pop, ResponseMsg, WaitToken,
+};
 
 fn tcp() -> Vec<ListenSpec> {
     vec![ListenSpec::Tcp {
@@ -52,8 +54,20 @@ fn echo(ex: &mut Exchange) {
     out.push(b' ');
     out.extend_from_slice(ex.path());
     out.push(b' ');
-    out.extend_from_slice(&ex.body);
+    out.extend_from_slice(&body_bytes(ex));
     respond(ex, 200, &out);
+}
+
+/// The request body, wherever the engine stored it.
+fn body_bytes(ex: &mut Exchange) -> Vec<u8> {
+    match &mut ex.body {
+        Body::Memory(bytes) => bytes.clone(),
+        Body::File { file, .. } => {
+            let mut out = Vec::new();
+            file.read_to_end(&mut out).unwrap();
+            out
+        }
+    }
 }
 
 fn connect(port: u16) -> TcpStream {
@@ -335,4 +349,179 @@ fn unix_socket_listener_serves_and_removes_its_file() {
     assert!(engine.wait_stopped(&WaitToken::new(), Some(Duration::from_secs(10))));
     assert!(!path.exists(), "socket file removed on stop");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn large_bodies_spill_to_a_temp_file_and_arrive_intact() {
+    fn where_stored(ex: &mut Exchange) {
+        let kind: &[u8] = match ex.body {
+            Body::Memory(_) => b"memory ",
+            Body::File { .. } => b"file ",
+        };
+        let mut out = kind.to_vec();
+        let body = body_bytes(ex);
+        out.extend_from_slice(format!("{} {}", body.len(), body.iter().map(|&b| b as u64).sum::<u64>()).as_bytes());
+        respond(ex, 200, &out);
+    }
+    let config = EngineConfig {
+        max_in_memory_body_bytes: 1000,
+        ..EngineConfig::default()
+    };
+    let (_engine, port) = start(config, 1, where_stored);
+    let payload: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    let sum: u64 = payload.iter().map(|&b| b as u64).sum();
+
+    let mut s = connect(port);
+    let mut req = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n".to_vec();
+    req.extend_from_slice(&payload);
+    // A small one on the same connection stays in memory.
+    req.extend_from_slice(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
+    s.write_all(&req).unwrap();
+    let got = read_responses(&mut s, 2);
+    assert_eq!(got[0], (200, format!("file 5000 {sum}")));
+    assert_eq!(got[1], (200, format!("memory 3 {}", b"abc".iter().map(|&b| b as u64).sum::<u64>())));
+
+    // Chunked: decoded into the file as it grows.
+    let mut s = connect(port);
+    let mut req = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for part in payload.chunks(700) {
+        req.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        req.extend_from_slice(part);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    s.write_all(&req).unwrap();
+    assert_eq!(read_responses(&mut s, 1), vec![(200, format!("file 5000 {sum}"))]);
+}
+
+#[test]
+fn file_responses_go_out_with_sendfile_and_keep_alive() {
+    fn send_file(ex: &mut Exchange) {
+        let path = std::env::temp_dir().join(format!("hyperion-sendfile-{}", std::process::id()));
+        let content: Vec<u8> = (0..300_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let mut head = HeadBuilder::new(200, 128).unwrap();
+        head.header(b"content-type", b"text/plain").unwrap();
+        let msg = ex.response.encode_file(head, file, content.len() as u64).unwrap();
+        assert!(matches!(msg, ResponseMsg::File { .. }) != ex.response.is_head_request());
+        ex.response.send(msg).unwrap();
+    }
+    let (_engine, port) = start(EngineConfig::default(), 1, send_file);
+    let mut s = connect(port);
+    s.write_all(b"GET /f HTTP/1.1\r\nHost: a\r\n\r\nHEAD /f HTTP/1.1\r\nHost: a\r\n\r\nGET /f HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let expected: String = (0..300_000u32).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    // The HEAD response announces the length but carries no body, so the reader would take the
+    // next response's bytes as its body: read the three by hand.
+    let mut data = Vec::new();
+    let mut buf = [0u8; 65536];
+    let total = 2 * (expected.len()) + 3 * 60;
+    while data.len() < total {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => data.extend_from_slice(&buf[..k]),
+        }
+        let text = String::from_utf8_lossy(&data);
+        if text.matches(&expected[..]).count() == 2 && text.matches("HTTP/1.1 200").count() == 3 {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&data).into_owned();
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 3);
+    assert_eq!(text.matches("content-length: 300000").count(), 3);
+    assert_eq!(text.matches(&expected[..]).count(), 2);
+}
+
+#[test]
+fn full_hijack_hands_over_the_socket_with_the_bytes_read_ahead() {
+    fn hijack(ex: &mut Exchange) {
+        let (msg, rx) = ex.response.hijack().unwrap();
+        ex.response.send(msg).unwrap();
+        let got = rx.recv().unwrap();
+        let mut sock = std::fs::File::from(got.fd);
+        let mut reply = b"hijacked; ahead=".to_vec();
+        reply.extend_from_slice(&got.buffered);
+        sock.write_all(&reply).unwrap();
+        // The engine no longer owns the socket: closing is ours.
+    }
+    let (engine, port) = start(EngineConfig::default(), 1, hijack);
+    let mut s = connect(port);
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: a\r\n\r\nextra bytes").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert_eq!(out, "hijacked; ahead=extra bytes");
+    // The connection no longer counts as the engine's.
+    for _ in 0..100 {
+        if engine.stats().connections_active == 0 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(engine.stats().connections_active, 0);
+}
+
+#[test]
+fn partial_hijack_writes_the_head_then_hands_over() {
+    fn upgrade(ex: &mut Exchange) {
+        let mut head = HeadBuilder::new(101, 128).unwrap();
+        head.header(b"upgrade", b"echo").unwrap();
+        head.header(b"connection", b"Upgrade").unwrap();
+        let msg = ex.response.encode_upgrade_head(head).unwrap();
+        ex.response.send(msg).unwrap();
+        let (msg, rx) = ex.response.hijack().unwrap();
+        ex.response.send(msg).unwrap();
+        let got = rx.recv().unwrap();
+        let mut sock = std::fs::File::from(got.fd);
+        let mut buf = [0u8; 4];
+        sock.read_exact(&mut buf).unwrap();
+        sock.write_all(&buf).unwrap();
+    }
+    let (_engine, port) = start(EngineConfig::default(), 1, upgrade);
+    let mut s = connect(port);
+    s.write_all(b"GET /e HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{head}");
+    assert!(head.contains("connection: Upgrade\r\n"));
+    assert!(!head.contains("content-length") && !head.contains("transfer-encoding"));
+    s.write_all(b"ping").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert_eq!(out, "ping");
+}
+
+#[test]
+fn written_notice_arrives_after_the_response_is_written() {
+    fn notified(ex: &mut Exchange) {
+        let rx = ex.response.request_written_notice();
+        respond(ex, 200, b"done");
+        let written = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(written);
+    }
+    let (_engine, port) = start(EngineConfig::default(), 1, notified);
+    let mut s = connect(port);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    assert_eq!(read_responses(&mut s, 1), vec![(200, "done".to_string())]);
+}
+
+#[test]
+fn rejections_are_counted_by_reason() {
+    let (engine, port) = start(EngineConfig::default(), 1, echo);
+    for req in [&b"GET / HTTP/1.1\r\nHost: a\r\nbad header\r\n\r\n"[..], b"GET / HTTP/1.1\r\n\r\n"] {
+        let mut s = connect(port);
+        s.write_all(req).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        assert!(out.starts_with(b"HTTP/1.1 400"));
+    }
+    let reasons = engine.rejections_by_reason();
+    assert!(reasons.contains(&("invalid_header_char", 1)), "{reasons:?}");
+    assert!(reasons.contains(&("missing_host", 1)), "{reasons:?}");
 }
