@@ -132,7 +132,13 @@ module Hyperion
     setting :graceful_timeout, 30, seconds_type(min: 0), 'Seconds in-flight requests get to finish on shutdown.', arg: 'SECONDS'
     setting :log_level, :info, symbol_type(Logger::LEVELS.keys), 'Minimum log level: debug, info, warn, error or fatal.', arg: 'LEVEL'
     setting :max_body_bytes, 1_073_741_824, integer_type(min: 1), 'Largest request body accepted, in bytes (1073741824 = 1 GiB).', arg: 'N'
-    setting :max_header_bytes, 65_536, integer_type(min: 1), 'Largest request head (request line + headers) accepted, in bytes.', arg: 'N'
+    setting :max_header_bytes, 65_536, integer_type(min: 1), 'Largest request head (request line + headers) accepted, in bytes; larger gets 431.', arg: 'N'
+    setting :max_headers, 100, integer_type(min: 1), 'Most header fields in a request (and in chunked trailers); more gets 431.', arg: 'N'
+    setting :max_uri_bytes, 8192, integer_type(min: 1), 'Longest request target (path and query) accepted, in bytes; longer gets 414.', arg: 'N'
+    setting :max_request_read_seconds, 30, seconds_type(min: 0, exclusive: true), 'Seconds a request head may take to arrive from its first byte, and a body may go without progress; then 408 (slowloris defence).', arg: 'SECONDS'
+    setting :write_timeout, 60, seconds_type(min: 0, exclusive: true), 'Seconds a response write may make no progress before the client is dropped.', arg: 'SECONDS'
+    setting :max_pending, 4096, integer_type(min: 1), 'Requests waiting for a free thread before new ones are answered 503 with retry-after.', arg: 'COUNT'
+    setting :max_in_memory_body_bytes, 131_072, integer_type(min: 0), 'Request bodies larger than this are stored in an unlinked temp file (in TMPDIR) instead of memory.', arg: 'N'
 
     @settings.freeze
 

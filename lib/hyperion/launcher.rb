@@ -32,7 +32,17 @@ module Hyperion
 
     private
 
+    # In development the app runs inside Rack::Lint, as under Puma, so SPEC violations show
+    # up while writing the app rather than in production.
     def load_app
+      app = load_rackup
+      return app unless @config.environment == 'development'
+
+      require 'rack/lint'
+      Rack::Lint.new(app)
+    end
+
+    def load_rackup
       path = @config.rackup
       if File.exist?(path)
         require 'rack'

@@ -1,15 +1,22 @@
 # frozen_string_literal: true
 
+require 'socket'
 require 'hyperion/stream'
 
 module Hyperion
   # Runs one exchange through a Rack 3 application and hands the response back to the engine.
   #
   # The env comes from the engine in one native call; the response goes back in one call for
-  # Array bodies (head and body in a single write) or as a stream for enumerable and callable
-  # bodies. Whatever happens, the body is closed and rack.response_finished callbacks run.
+  # Array bodies (head and body in a single write), as a file the engine sends itself for
+  # to_path bodies, or as a stream for enumerable and callable bodies. Full and partial hijack
+  # hand the socket over. Whatever happens, the body is closed and rack.response_finished
+  # callbacks run once the response is written.
   class RackAdapter
     RESPONSE_FINISHED = 'rack.response_finished'
+    RACK_INPUT = 'rack.input'
+    RACK_HIJACK = 'rack.hijack'
+    EARLY_HINTS = 'rack.early_hints'
+    HIJACK_BUFFERED = 'hyperion.hijack_buffered'
 
     def initialize(app, env_template:, logger:)
       @app = app
@@ -19,39 +26,95 @@ module Hyperion
 
     def call(exchange)
       env = exchange.build_env(@env_template)
+      input = env[RACK_INPUT]
+      hijacked = nil
+      env[RACK_HIJACK] = -> { hijacked ||= take_socket(exchange, env, exchange.hijack) }
+      env[EARLY_HINTS] = ->(headers) { early_hints(exchange, headers) }
       status = headers = body = error = nil
       begin
         status, headers, body = @app.call(env)
-        send_response(exchange, status, headers, body)
+        # After a full hijack the socket is the app's; whatever it returned is ignored.
+        send_response(exchange, env, status, headers, body) unless hijacked
       rescue Exception => e # rubocop:disable Lint/RescueException -- a worker must survive any app failure
         error = e
-        app_failed(exchange, env, e)
+        app_failed(exchange, env, e) unless hijacked
       ensure
         close_body(body, env) unless body.nil?
-        finished(env, status, headers, error)
+        # A large request body is a temp file: give its descriptor back now, not at GC.
+        input.close if input.is_a?(File) && !input.closed?
+        finished(exchange, env, status, headers, error)
       end
     end
 
     private
 
-    def send_response(exchange, status, headers, body)
+    # When the app registered rack.response_finished callbacks, they must run only once the
+    # response is completely written: ask the engine to say when.
+    def watch_written(exchange, env)
+      callbacks = env[RESPONSE_FINISHED]
+      exchange.request_written_notice unless callbacks.nil? || callbacks.empty?
+    end
+
+    def send_response(exchange, env, status, headers, body)
       raise InvalidResponse, "response status must be an Integer, got #{status.inspect}" unless status.is_a?(Integer)
       raise InvalidResponse, "response headers must be a Hash, got #{headers.class}" unless headers.is_a?(Hash)
 
-      if body.is_a?(Array)
+      if (upgrade = headers[RACK_HIJACK])
+        partial_hijack(exchange, env, status, headers, upgrade)
+      elsif body.is_a?(Array)
+        watch_written(exchange, env)
         exchange.respond(status, headers, body)
       elsif body.respond_to?(:to_ary)
+        watch_written(exchange, env)
         exchange.respond(status, headers, body.to_ary)
+      elsif body.respond_to?(:to_path) && body.respond_to?(:each) && send_file(exchange, env, status, headers, body)
+        nil
       elsif body.respond_to?(:each)
-        stream_each(exchange, status, headers, body)
+        stream_each(exchange, env, status, headers, body)
       elsif body.respond_to?(:call)
-        stream_callable(exchange, status, headers, body)
+        stream_callable(exchange, env, status, headers, body)
       else
         raise InvalidResponse, "response body must respond to each or call, got #{body.class}"
       end
     end
 
-    def stream_each(exchange, status, headers, body)
+    # The engine sends the file itself (sendfile from the I/O thread, or one write when
+    # small); false when it cannot (not a regular file, a partial content-length).
+    def send_file(exchange, env, status, headers, body)
+      watch_written(exchange, env)
+      !exchange.send_file(status, headers, body.to_path).nil?
+    end
+
+    # rack.hijack in the response headers: the head goes out as given, then the callable
+    # gets the socket. The body is not sent.
+    def partial_hijack(exchange, env, status, headers, upgrade)
+      raise InvalidResponse, 'rack.hijack response header must respond to call' unless upgrade.respond_to?(:call)
+
+      io = take_socket(exchange, env, exchange.upgrade(status, headers))
+      upgrade.call(io)
+    end
+
+    # Wraps a descriptor handed over by the engine in the matching Ruby socket class.
+    def take_socket(_exchange, env, handover)
+      fd, buffered, unix = handover
+      io = (unix ? UNIXSocket : TCPSocket).for_fd(fd)
+      io.sync = true
+      io.binmode
+      env[HIJACK_BUFFERED] = buffered
+      io
+    end
+
+    # 103 Early Hints. Rack 2 style values joined with "\n" become separate lines; an invalid
+    # header is the app's bug, logged, and never written.
+    def early_hints(exchange, headers)
+      hints = headers.transform_values { |value| value.is_a?(String) && value.include?("\n") ? value.split("\n") : value }
+      exchange.early_hints(hints)
+    rescue InvalidResponse => e
+      @logger.warn('early hints not sent', error: e.message)
+      false
+    end
+
+    def stream_each(exchange, env, status, headers, body)
       exchange.start(status, headers)
       unless exchange.head?
         body.each do |chunk|
@@ -60,12 +123,13 @@ module Hyperion
           break unless exchange.write(chunk)
         end
       end
+      watch_written(exchange, env)
       exchange.finish
     end
 
-    def stream_callable(exchange, status, headers, body)
+    def stream_callable(exchange, env, status, headers, body)
       exchange.start(status, headers)
-      stream = Stream.new(exchange)
+      stream = Stream.new(exchange, env[RACK_INPUT]) { watch_written(exchange, env) }
       body.call(stream)
       stream.close
     end
@@ -73,6 +137,7 @@ module Hyperion
     def app_failed(exchange, env, error)
       @logger.exception(error, 'application error',
                         method: env['REQUEST_METHOD'], path: env['PATH_INFO'])
+      watch_written(exchange, env) unless exchange.started?
       exchange.fail
     rescue StandardError => e
       @logger.error('could not answer a failed request', error: e.message)
@@ -84,11 +149,15 @@ module Hyperion
       @logger.exception(e, 'body#close raised', path: env['PATH_INFO'])
     end
 
-    # Callbacks run in reverse registration order, each isolated from the others.
-    def finished(env, status, headers, error)
+    # Callbacks run in reverse registration order, each isolated from the others, once the
+    # response is written (or has failed).
+    def finished(exchange, env, status, headers, error)
       callbacks = env[RESPONSE_FINISHED]
       return if callbacks.nil? || callbacks.empty?
 
+      # nil: nothing to wait for (hijacked, or the engine answered by itself).
+      written = exchange.wait_written
+      error ||= IOError.new('client disconnected before the response was complete') if written == false
       callbacks.reverse_each do |callback|
         callback.call(env, status, headers, error)
       rescue Exception => e # rubocop:disable Lint/RescueException

@@ -71,8 +71,16 @@ module Hyperion
         listeners: [[kind.to_s, *where]],
         idle_keepalive: @config.idle_keepalive.to_f,
         graceful_timeout: @config.graceful_timeout.to_f,
+        request_read_timeout: @config.max_request_read_seconds.to_f,
+        write_timeout: @config.write_timeout.to_f,
+        max_pending: @config.max_pending,
         max_body_bytes: @config.max_body_bytes,
         max_header_bytes: @config.max_header_bytes,
+        max_headers: @config.max_headers,
+        max_uri_bytes: @config.max_uri_bytes,
+        max_in_memory_body_bytes: @config.max_in_memory_body_bytes,
+        log_level: @logger.level.to_s,
+        log_format: @logger.format.to_s,
         stop_notify_fd: @stopped_writer.fileno
       }
     end
@@ -86,7 +94,7 @@ module Hyperion
         'rack.multithread' => @config.threads > 1,
         'rack.multiprocess' => false,
         'rack.run_once' => false,
-        'rack.hijack?' => false
+        'rack.hijack?' => true
       }.freeze
     end
 

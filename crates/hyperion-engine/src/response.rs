@@ -136,6 +136,11 @@ impl HeadBuilder {
         })
     }
 
+    /// The app's Content-Length, if it declared one.
+    pub fn content_length(&self) -> Option<u64> {
+        self.content_length
+    }
+
     /// Adds one header line. Framing headers are interpreted, not copied: the server frames
     /// the body itself so the app cannot desynchronise the connection.
     pub fn header(&mut self, name: &[u8], value: &[u8]) -> Result<(), ResponseError> {

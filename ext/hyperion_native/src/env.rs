@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use hyperion_engine::{Exchange, Peer};
+use hyperion_engine::{Body, Exchange, Peer};
 use hyperion_http::{cgi_header_key, is_content_length, is_content_type, split_host, Version};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::value::{Lazy, ReprValue};
@@ -84,7 +84,7 @@ fn aset(env: VALUE, key: VALUE, value: VALUE) {
 }
 
 /// Builds the env: a copy of `template` (the per-server constants) plus this request.
-pub fn build(ruby: &Ruby, ex: &Exchange, template: RHash) -> Result<RHash, Error> {
+pub fn build(ruby: &Ruby, ex: &mut Exchange, template: RHash) -> Result<RHash, Error> {
     let k = INTERNED.get().expect("env::init runs at load");
     // SAFETY: GVL held; `template` is a Hash (checked by the caller's conversion).
     let env = unsafe { rb_sys::rb_hash_dup(template.as_raw()) };
@@ -198,10 +198,22 @@ pub fn build(ruby: &Ruby, ex: &Exchange, template: RHash) -> Result<RHash, Error
         }
     }
 
-    let body = new_str(&ex.body);
-    let string_io: RClass = ruby.get_inner(&STRING_IO);
-    // SAFETY: GVL held; `body` is a live String on this stack.
-    let input: Value = string_io.funcall("new", (unsafe { Value::from_raw(body) },))?;
+    let input: Value = match std::mem::replace(&mut ex.body, Body::Memory(Vec::new())) {
+        Body::Memory(bytes) => {
+            let body = new_str(&bytes);
+            let string_io: RClass = ruby.get_inner(&STRING_IO);
+            // SAFETY: GVL held; `body` is a live String on this stack.
+            string_io.funcall("new", (unsafe { Value::from_raw(body) },))?
+        }
+        Body::File { file, .. } => {
+            // A large body: the unlinked temp file itself, owned by Ruby from here on (the
+            // adapter closes it after the response).
+            let fd = std::os::fd::IntoRawFd::into_raw_fd(file);
+            ruby.class_object()
+                .const_get::<_, RClass>("File")?
+                .funcall("for_fd", (fd, "rb"))?
+        }
+    };
     // SAFETY: GVL held.
     unsafe {
         aset(env, k.rack_input, input.as_raw());

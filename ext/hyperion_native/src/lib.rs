@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyperion_engine::{
-    Engine, EngineConfig, Exchange, HeadBuilder, ListenSpec, Pop, ResponseError, ResponseMsg,
+    log, Engine, EngineConfig, Exchange, HeadBuilder, ListenSpec, Pop, ResponseError, ResponseMsg,
     WaitToken,
 };
 use magnus::prelude::*;
@@ -88,6 +88,38 @@ impl RbEngine {
             }
             if let Some(n) = opt::<u64>(ruby, opts, "max_body_bytes")? {
                 config.limits.max_body_bytes = n;
+            }
+            if let Some(d) = seconds(ruby, opts, "write_timeout")? {
+                config.write_timeout = d;
+            }
+            if let Some(n) = opt::<usize>(ruby, opts, "max_in_memory_body_bytes")? {
+                config.max_in_memory_body_bytes = n;
+            }
+            if let Some(n) = opt::<usize>(ruby, opts, "max_headers")? {
+                config.limits.max_headers = n.max(1);
+            }
+            if let Some(n) = opt::<usize>(ruby, opts, "max_uri_bytes")? {
+                config.limits.max_uri_bytes = n.max(1);
+            }
+            if let Some(level) = opt::<String>(ruby, opts, "log_level")? {
+                config.log.level = log::Level::parse(&level).ok_or_else(|| {
+                    Error::new(
+                        ruby.exception_arg_error(),
+                        format!("unknown log level {level:?}"),
+                    )
+                })?;
+            }
+            if let Some(format) = opt::<String>(ruby, opts, "log_format")? {
+                config.log.format = match format.as_str() {
+                    "text" => log::Format::Text,
+                    "json" => log::Format::Json,
+                    other => {
+                        return Err(Error::new(
+                            ruby.exception_arg_error(),
+                            format!("unknown log format {other:?}"),
+                        ))
+                    }
+                };
             }
             config.stop_notify_fd = opt::<i32>(ruby, opts, "stop_notify_fd")?;
             if let Some(n) = opt::<usize>(ruby, opts, "max_header_bytes")? {
@@ -224,10 +256,18 @@ impl RbEngine {
             h.aset(ruby.to_symbol("read_timeouts"), s.read_timeouts)?;
             h.aset(ruby.to_symbol("rejected"), s.rejected)?;
             h.aset(ruby.to_symbol("queue_length"), rb_self.engine.queue().len())?;
+            let reasons = ruby.hash_new();
+            for (reason, count) in rb_self.engine.rejections_by_reason() {
+                reasons.aset(ruby.to_symbol(reason), count)?;
+            }
+            h.aset(ruby.to_symbol("rejections"), reasons)?;
             Ok(h)
         })
     }
 }
+
+/// Files up to this size are read and sent together with the head in one write.
+const SMALL_FILE: u64 = 64 * 1024;
 
 static BIND_ERROR: Lazy<ExceptionClass> = Lazy::new(|ruby| native_const(ruby, "BindError"));
 
@@ -237,12 +277,15 @@ static BIND_ERROR: Lazy<ExceptionClass> = Lazy::new(|ruby| native_const(ruby, "B
 #[magnus::wrap(class = "Hyperion::Native::Exchange", free_immediately, size)]
 struct RbExchange {
     inner: RefCell<Option<Box<Exchange>>>,
+    /// Set when the adapter asked to learn when the response is on the wire.
+    written: RefCell<Option<std::sync::mpsc::Receiver<bool>>>,
 }
 
 impl RbExchange {
     fn new(ex: Box<Exchange>) -> Self {
         RbExchange {
             inner: RefCell::new(Some(ex)),
+            written: RefCell::new(None),
         }
     }
 
@@ -439,6 +482,9 @@ impl RbExchange {
     /// half-sent response cannot be repaired).
     fn fail(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
         guard(ruby, || {
+            if rb_self.is_completed() {
+                return Ok(false);
+            }
             let msg = rb_self.with(ruby, |ex| {
                 if ex.response.is_started() {
                     return Ok(ex.response.abort_msg());
@@ -460,11 +506,155 @@ impl RbExchange {
     /// Closes the connection without completing the response.
     fn abort(ruby: &Ruby, rb_self: &Self) -> Result<(), Error> {
         guard(ruby, || {
+            if rb_self.is_completed() {
+                return Ok(());
+            }
             let msg = rb_self.with(ruby, |ex| Ok(ex.response.abort_msg()))?;
             rb_self.send(ruby, msg)?;
             rb_self.release();
             Ok(())
         })
+    }
+
+    /// Sends a 103 Early Hints response with `headers` (validated like any response header)
+    /// ahead of the real response. Returns false when it cannot be sent: HTTP/1.0 client, or
+    /// the response has started.
+    fn early_hints(ruby: &Ruby, rb_self: &Self, headers: RHash) -> Result<bool, Error> {
+        guard(ruby, || {
+            let head = Self::head_from(ruby, 103, headers)?;
+            let msg = rb_self.with(ruby, |ex| Ok(ex.response.encode_informational(head)))?;
+            match msg {
+                Some(msg) => rb_self.send(ruby, msg),
+                None => Ok(false),
+            }
+        })
+    }
+
+    /// Takes the socket over (Rack full hijack): `[fd, buffered, unix]` with the descriptor
+    /// (blocking, now owned by the caller), the bytes already read past the request, and
+    /// whether it is a Unix-domain socket. Raises if the connection is gone.
+    fn hijack(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
+        guard(ruby, || rb_self.take_socket(ruby))
+    }
+
+    /// Partial hijack: writes the head (status and headers as given, no body framing), then
+    /// hands the socket over like #hijack.
+    fn upgrade(ruby: &Ruby, rb_self: &Self, status: i64, headers: RHash) -> Result<RArray, Error> {
+        guard(ruby, || {
+            let head = Self::head_from(ruby, status, headers)?;
+            let msg = rb_self.with(ruby, |ex| {
+                ex.response
+                    .encode_upgrade_head(head)
+                    .map_err(|e| invalid(ruby, e))
+            })?;
+            if !rb_self.send(ruby, msg)? {
+                return Err(Error::new(
+                    ruby.exception_io_error(),
+                    "client disconnected before the upgrade",
+                ));
+            }
+            rb_self.take_socket(ruby)
+        })
+    }
+
+    fn take_socket(&self, ruby: &Ruby) -> Result<RArray, Error> {
+        let (msg, rx, unix) = self.with(ruby, |ex| {
+            let (msg, rx) = ex.response.hijack().map_err(|e| invalid(ruby, e))?;
+            Ok((msg, rx, ex.peer == hyperion_engine::Peer::Unix))
+        })?;
+        let sent = self.send(ruby, msg)?;
+        self.release();
+        let got = if sent {
+            gvl::without_gvl(move || rx.recv().ok(), || {}).flatten()
+        } else {
+            None
+        };
+        let Some(got) = got else {
+            return Err(Error::new(
+                ruby.exception_io_error(),
+                "client disconnected before the hijack",
+            ));
+        };
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(got.fd);
+        let out = ruby.ary_new_capa(3);
+        out.push(fd)?;
+        out.push(ruby.str_from_slice(&got.buffered))?;
+        out.push(unix)?;
+        Ok(out)
+    }
+
+    /// A body that is a file on disk: up to 64 KiB it is read and sent with the head in one
+    /// write; larger, the I/O thread sends it with sendfile. Returns nil (nothing sent) when
+    /// the path is not a regular file or the app declared a different content-length (a
+    /// range, say): the caller then streams the body itself.
+    fn send_file(
+        ruby: &Ruby,
+        rb_self: &Self,
+        status: i64,
+        headers: RHash,
+        path: RString,
+    ) -> Result<Option<bool>, Error> {
+        guard(ruby, || {
+            let head = Self::head_from(ruby, status, headers)?;
+            let path = PathBuf::from(path.to_string()?);
+            let Ok(mut file) = std::fs::File::open(&path) else {
+                return Ok(None);
+            };
+            let len = match file.metadata() {
+                Ok(meta) if meta.is_file() => meta.len(),
+                _ => return Ok(None),
+            };
+            if head.content_length().is_some_and(|declared| declared != len) {
+                return Ok(None);
+            }
+            let msg = if len <= SMALL_FILE {
+                let mut bytes = Vec::with_capacity(len as usize);
+                if std::io::Read::read_to_end(&mut file, &mut bytes).is_err()
+                    || bytes.len() as u64 != len
+                {
+                    return Ok(None);
+                }
+                rb_self.with(ruby, |ex| {
+                    ex.response
+                        .encode_full(head, len, |buf| buf.extend_from_slice(&bytes))
+                        .map_err(|e| invalid(ruby, e))
+                })?
+            } else {
+                rb_self.with(ruby, |ex| {
+                    ex.response
+                        .encode_file(head, file, len)
+                        .map_err(|e| invalid(ruby, e))
+                })?
+            };
+            let sent = rb_self.send(ruby, msg)?;
+            rb_self.release();
+            Ok(Some(sent))
+        })
+    }
+
+    /// Asks to be told when the response is completely written; see #wait_written.
+    fn request_written_notice(ruby: &Ruby, rb_self: &Self) -> Result<(), Error> {
+        let rx = rb_self.with(ruby, |ex| Ok(ex.response.request_written_notice()))?;
+        *rb_self.written.borrow_mut() = Some(rx);
+        Ok(())
+    }
+
+    /// Waits (GVL released) until the response requested with #request_written_notice has
+    /// been written: true, or false if it failed (client gone, connection aborted).
+    /// nil when no notice was requested.
+    fn wait_written(ruby: &Ruby, rb_self: &Self) -> Result<Option<bool>, Error> {
+        guard(ruby, || {
+            let Some(rx) = rb_self.written.borrow_mut().take() else {
+                return Ok(None);
+            };
+            let got = gvl::without_gvl(move || rx.recv().ok(), || {}).flatten();
+            Ok(Some(got == Some(true)))
+        })
+    }
+
+    /// The response is complete (or the socket was handed over) and the request freed.
+    fn is_completed(&self) -> bool {
+        self.inner.try_borrow().is_ok_and(|guard| guard.is_none())
     }
 
     /// Frees the request (head and body) as soon as the response is complete.
@@ -507,6 +697,15 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     exchange.define_method("finish", method!(RbExchange::finish, 0))?;
     exchange.define_method("fail", method!(RbExchange::fail, 0))?;
     exchange.define_method("abort", method!(RbExchange::abort, 0))?;
+    exchange.define_method("early_hints", method!(RbExchange::early_hints, 1))?;
+    exchange.define_method("hijack", method!(RbExchange::hijack, 0))?;
+    exchange.define_method("upgrade", method!(RbExchange::upgrade, 2))?;
+    exchange.define_method("send_file", method!(RbExchange::send_file, 3))?;
+    exchange.define_method(
+        "request_written_notice",
+        method!(RbExchange::request_written_notice, 0),
+    )?;
+    exchange.define_method("wait_written", method!(RbExchange::wait_written, 0))?;
     Ok(())
 }
 
