@@ -22,6 +22,14 @@ RSpec.describe 'Rack::Lint through the real server' do
     expect(response.body).to eq(body)
   end
 
+  it 'adds Lint only in development: in production the same violation is served' do
+    server = start_server(fixture('lint.ru'), '-e', 'production')
+    response = http_get(server.port, '/violation')
+    expect([response.code, response.body]).to eq(['200', 'should not pass'])
+  ensure
+    stop_quickly(server)
+  end
+
   it 'really runs Lint: a violating response becomes a 500' do
     response = http_get(port, '/violation')
     expect(response.code).to eq('500')

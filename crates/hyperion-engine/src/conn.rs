@@ -225,10 +225,7 @@ macro_rules! socket_impl {
             fn writable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send {
                 <$ty>::writable(self)
             }
-            fn try_write_with<R>(
-                &self,
-                f: impl FnOnce(RawFd) -> io::Result<R>,
-            ) -> io::Result<R> {
+            fn try_write_with<R>(&self, f: impl FnOnce(RawFd) -> io::Result<R>) -> io::Result<R> {
                 let fd = self.as_raw_fd();
                 self.try_io(tokio::io::Interest::WRITABLE, || f(fd))
             }

@@ -12,7 +12,7 @@ use crate::config::EngineConfig;
 use crate::conn::Connection;
 use crate::exchange::{ListenerInfo, Peer};
 use crate::listener::BoundListener;
-use crate::log::{RateLimit, Logger};
+use crate::log::{Logger, RateLimit};
 use crate::queue::{ExchangeQueue, WaitToken};
 use crate::stats::{bump, Stats, StatsSnapshot};
 

@@ -32,7 +32,10 @@ pub struct ListenerInfo {
 pub enum Body {
     Memory(Vec<u8>),
     /// Larger than `max_in_memory_body_bytes`: an unlinked temp file, positioned at its start.
-    File { file: std::fs::File, len: u64 },
+    File {
+        file: std::fs::File,
+        len: u64,
+    },
 }
 
 impl Body {

@@ -79,9 +79,12 @@ pub enum Value<'a> {
 /// Lines waiting for the writer thread.
 const QUEUE: usize = 4096;
 
+/// A rendered line and the descriptor it goes to.
+type Line = (i32, Vec<u8>);
+
 pub struct Logger {
     config: LogConfig,
-    tx: Mutex<Option<SyncSender<(i32, Vec<u8>)>>>,
+    tx: Mutex<Option<SyncSender<Line>>>,
     /// Lines dropped because the writer could not keep up.
     pub dropped: AtomicU64,
 }
@@ -103,7 +106,13 @@ impl Logger {
         if !self.enabled(level) {
             return;
         }
-        let line = render(self.config.format, level, message, fields, SystemTime::now());
+        let line = render(
+            self.config.format,
+            level,
+            message,
+            fields,
+            SystemTime::now(),
+        );
         let fd = if level >= Level::Warn {
             self.config.err_fd
         } else {
@@ -111,7 +120,7 @@ impl Logger {
         };
         let mut guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
-            let (tx, rx) = sync_channel::<(i32, Vec<u8>)>(QUEUE);
+            let (tx, rx) = sync_channel::<Line>(QUEUE);
             let spawned = std::thread::Builder::new()
                 .name("hyperion-log".into())
                 .spawn(move || {
@@ -204,8 +213,7 @@ pub fn render(
 /// Written without quotes in text format: no whitespace, quote, `=` or backslash.
 fn is_bare(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b > b' ' && b != b'"' && b != b'=' && b != b'\\' && b != 0x7f)
 }
 
@@ -327,7 +335,10 @@ mod tests {
             Format::Json,
             Level::Warn,
             "say \"hi\"\n",
-            &[("status", Value::Num(431)), ("reason", Value::Str("a\u{1}b"))],
+            &[
+                ("status", Value::Num(431)),
+                ("reason", Value::Str("a\u{1}b")),
+            ],
             at(0),
         );
         assert_eq!(

@@ -660,7 +660,10 @@ mod tests {
         let mut hints = HeadBuilder::new(103, 0).unwrap();
         hints.header(b"link", b"</a.css>; rel=preload").unwrap();
         let s = text(&r.encode_informational(hints).unwrap());
-        assert_eq!(s, "HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n");
+        assert_eq!(
+            s,
+            "HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n"
+        );
         r.encode_full(HeadBuilder::new(200, 0).unwrap(), 0, |_| {})
             .unwrap();
         assert!(r

@@ -360,7 +360,14 @@ fn large_bodies_spill_to_a_temp_file_and_arrive_intact() {
         };
         let mut out = kind.to_vec();
         let body = body_bytes(ex);
-        out.extend_from_slice(format!("{} {}", body.len(), body.iter().map(|&b| b as u64).sum::<u64>()).as_bytes());
+        out.extend_from_slice(
+            format!(
+                "{} {}",
+                body.len(),
+                body.iter().map(|&b| b as u64).sum::<u64>()
+            )
+            .as_bytes(),
+        );
         respond(ex, 200, &out);
     }
     let config = EngineConfig {
@@ -379,7 +386,13 @@ fn large_bodies_spill_to_a_temp_file_and_arrive_intact() {
     s.write_all(&req).unwrap();
     let got = read_responses(&mut s, 2);
     assert_eq!(got[0], (200, format!("file 5000 {sum}")));
-    assert_eq!(got[1], (200, format!("memory 3 {}", b"abc".iter().map(|&b| b as u64).sum::<u64>())));
+    assert_eq!(
+        got[1],
+        (
+            200,
+            format!("memory 3 {}", b"abc".iter().map(|&b| b as u64).sum::<u64>())
+        )
+    );
 
     // Chunked: decoded into the file as it grows.
     let mut s = connect(port);
@@ -391,7 +404,10 @@ fn large_bodies_spill_to_a_temp_file_and_arrive_intact() {
     }
     req.extend_from_slice(b"0\r\n\r\n");
     s.write_all(&req).unwrap();
-    assert_eq!(read_responses(&mut s, 1), vec![(200, format!("file 5000 {sum}"))]);
+    assert_eq!(
+        read_responses(&mut s, 1),
+        vec![(200, format!("file 5000 {sum}"))]
+    );
 }
 
 #[test]
@@ -404,7 +420,10 @@ fn file_responses_go_out_with_sendfile_and_keep_alive() {
         std::fs::remove_file(&path).unwrap();
         let mut head = HeadBuilder::new(200, 128).unwrap();
         head.header(b"content-type", b"text/plain").unwrap();
-        let msg = ex.response.encode_file(head, file, content.len() as u64).unwrap();
+        let msg = ex
+            .response
+            .encode_file(head, file, content.len() as u64)
+            .unwrap();
         assert!(matches!(msg, ResponseMsg::File { .. }) != ex.response.is_head_request());
         ex.response.send(msg).unwrap();
     }
@@ -412,7 +431,9 @@ fn file_responses_go_out_with_sendfile_and_keep_alive() {
     let mut s = connect(port);
     s.write_all(b"GET /f HTTP/1.1\r\nHost: a\r\n\r\nHEAD /f HTTP/1.1\r\nHost: a\r\n\r\nGET /f HTTP/1.1\r\nHost: a\r\n\r\n")
         .unwrap();
-    let expected: String = (0..300_000u32).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    let expected: String = (0..300_000u32)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
     // The HEAD response announces the length but carries no body, so the reader would take the
     // next response's bytes as its body: read the three by hand.
     let mut data = Vec::new();
@@ -448,7 +469,8 @@ fn full_hijack_hands_over_the_socket_with_the_bytes_read_ahead() {
     }
     let (engine, port) = start(EngineConfig::default(), 1, hijack);
     let mut s = connect(port);
-    s.write_all(b"GET /ws HTTP/1.1\r\nHost: a\r\n\r\nextra bytes").unwrap();
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: a\r\n\r\nextra bytes")
+        .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     assert_eq!(out, "hijacked; ahead=extra bytes");
@@ -480,7 +502,8 @@ fn partial_hijack_writes_the_head_then_hands_over() {
     }
     let (_engine, port) = start(EngineConfig::default(), 1, upgrade);
     let mut s = connect(port);
-    s.write_all(b"GET /e HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n").unwrap();
+    s.write_all(b"GET /e HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -488,7 +511,10 @@ fn partial_hijack_writes_the_head_then_hands_over() {
         head.push(byte[0]);
     }
     let head = String::from_utf8(head).unwrap();
-    assert!(head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{head}");
+    assert!(
+        head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{head}"
+    );
     assert!(head.contains("connection: Upgrade\r\n"));
     assert!(!head.contains("content-length") && !head.contains("transfer-encoding"));
     s.write_all(b"ping").unwrap();
@@ -514,7 +540,10 @@ fn written_notice_arrives_after_the_response_is_written() {
 #[test]
 fn rejections_are_counted_by_reason() {
     let (engine, port) = start(EngineConfig::default(), 1, echo);
-    for req in [&b"GET / HTTP/1.1\r\nHost: a\r\nbad header\r\n\r\n"[..], b"GET / HTTP/1.1\r\n\r\n"] {
+    for req in [
+        &b"GET / HTTP/1.1\r\nHost: a\r\nbad header\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\n\r\n",
+    ] {
         let mut s = connect(port);
         s.write_all(req).unwrap();
         let mut out = Vec::new();

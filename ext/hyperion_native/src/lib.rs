@@ -604,7 +604,10 @@ impl RbExchange {
                 Ok(meta) if meta.is_file() => meta.len(),
                 _ => return Ok(None),
             };
-            if head.content_length().is_some_and(|declared| declared != len) {
+            if head
+                .content_length()
+                .is_some_and(|declared| declared != len)
+            {
                 return Ok(None);
             }
             let msg = if len <= SMALL_FILE {
