@@ -6,6 +6,7 @@ use std::time::Duration;
 use hyperion_http::Limits;
 
 use crate::log::LogConfig;
+use crate::routes::RouteTable;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ListenSpec {
@@ -33,6 +34,8 @@ pub struct EngineConfig {
     /// A descriptor (e.g. a pipe's write end, owned by the caller) that gets one byte when the
     /// engine has fully stopped, so a caller can wait with its own event loop.
     pub stop_notify_fd: Option<i32>,
+    /// Direct routes and the page cache (shared with whoever registers them).
+    pub routes: std::sync::Arc<RouteTable>,
     /// Where and how the engine's own log lines (rejected requests) are written.
     pub log: LogConfig,
 }
@@ -50,6 +53,7 @@ impl Default for EngineConfig {
             listen_backlog: 1024,
             stop_notify_fd: None,
             log: LogConfig::default(),
+            routes: Default::default(),
         }
     }
 }

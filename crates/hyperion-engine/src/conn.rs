@@ -17,10 +17,11 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use crate::engine::{Phase, Shared};
-use crate::exchange::{Body, Exchange, ListenerInfo, Peer};
+use crate::exchange::{Body, Direct, Exchange, ListenerInfo, Peer};
 use crate::log::{Level, Value as LogValue};
 use crate::queue::PushError;
 use crate::response::{simple_response, Hijacked, Response, ResponseMsg, WrittenNotice};
+use crate::routes::{Route, StaticResponse};
 use crate::stats::bump;
 
 /// Read-buffer growth step: small, because 10,000 idle connections must stay cheap.
@@ -85,6 +86,10 @@ fn append(msg: ResponseMsg, out: &mut Vec<u8>) -> BatchEnd {
     }
     end
 }
+
+/// Static bodies up to this size are copied next to the head; larger ones are written from
+/// their shared buffer.
+const STATIC_COPY_LIMIT: usize = 16 * 1024;
 
 /// Read size while a large body streams into its temp file.
 const SPILL_CHUNK: usize = 64 * 1024;
@@ -432,6 +437,44 @@ impl<S: Socket> Connection<S> {
         };
 
         bump(&self.shared.stats.requests_total);
+        let mut direct = Direct::None;
+        if let Some(hit) = shared
+            .config
+            .routes
+            .lookup(head.method.slice(&head_bytes), head.path.slice(&head_bytes))
+        {
+            match hit.route {
+                Route::Static(route) => {
+                    let counter = if route.page_cache {
+                        &shared.stats.dispatch_page_cache
+                    } else {
+                        &shared.stats.dispatch_static
+                    };
+                    bump(counter);
+                    let response = route.current();
+                    if !shared.config.routes.is_observed() {
+                        let keep = head.keep_alive && !shared.is_draining();
+                        self.write_static(&response, hit.head_only, head.version, keep)
+                            .await?;
+                        return Ok(if keep {
+                            Outcome::KeepAlive
+                        } else {
+                            Outcome::Close
+                        });
+                    }
+                    direct = Direct::Static {
+                        response,
+                        head_only: hit.head_only,
+                    };
+                }
+                Route::Handler(id) => {
+                    bump(&shared.stats.dispatch_handler);
+                    direct = Direct::Handler(id);
+                }
+            }
+        } else {
+            bump(&shared.stats.dispatch_rack);
+        }
         let head_request = head.method.slice(&head_bytes) == b"HEAD";
         // A channel per request rather than per connection: an idle connection then holds
         // nothing but its socket.
@@ -451,6 +494,7 @@ impl<S: Socket> Connection<S> {
             peer: self.peer,
             listener: self.listener.clone(),
             response,
+            direct,
         });
         // Refused: the engine answers 503 itself. A full queue keeps the connection; a closed
         // one (the engine is stopping) ends it.
@@ -583,6 +627,46 @@ impl<S: Socket> Connection<S> {
                     "file shorter than its announced length",
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Answers a static route from the I/O thread: one write; a large body is sent from the
+    /// shared buffer in the same vectored write rather than copied.
+    async fn write_static(
+        &mut self,
+        response: &StaticResponse,
+        head_only: bool,
+        version: Version,
+        keep: bool,
+    ) -> io::Result<()> {
+        let mut out = Vec::new();
+        if head_only || response.body_len() <= STATIC_COPY_LIMIT {
+            response.write_to(&mut out, head_only, version, !keep);
+            return self.write_all(&out).await;
+        }
+        response.write_head_to(&mut out, version, !keep);
+        let body = response.body();
+        let total = out.len() + body.len();
+        let mut written = 0;
+        let write_timeout = self.shared.config.write_timeout;
+        while written < total {
+            let slices: [io::IoSlice<'_>; 2] = if written < out.len() {
+                [io::IoSlice::new(&out[written..]), io::IoSlice::new(body)]
+            } else {
+                [
+                    io::IoSlice::new(&body[written - out.len()..]),
+                    io::IoSlice::new(&[]),
+                ]
+            };
+            let n = match timeout(write_timeout, self.io.write_vectored(&slices)).await {
+                Ok(r) => r?,
+                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
+            };
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            written += n;
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use hyperion_http::RequestHead;
 
 use crate::response::Response;
+use crate::routes::StaticResponse;
 
 /// Who is on the other end of the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +60,21 @@ impl Body {
     }
 }
 
+/// What the request matched in the route table, if anything.
+#[derive(Clone)]
+pub enum Direct {
+    /// Nothing: the Rack application answers.
+    None,
+    /// A `handle` route: the handler with this id answers.
+    Handler(u32),
+    /// A static route whose hit must pass an application thread because request hooks are
+    /// registered; answered with [`crate::Response::encode_static`].
+    Static {
+        response: Arc<StaticResponse>,
+        head_only: bool,
+    },
+}
+
 pub struct Exchange {
     pub head: RequestHead,
     /// The bytes `head`'s spans point into.
@@ -70,6 +86,7 @@ pub struct Exchange {
     pub peer: Peer,
     pub listener: Arc<ListenerInfo>,
     pub response: Response,
+    pub direct: Direct,
 }
 
 impl Exchange {

@@ -13,11 +13,12 @@ pub mod listener;
 pub mod log;
 pub mod queue;
 pub mod response;
+pub mod routes;
 pub mod stats;
 
 pub use config::{EngineConfig, ListenSpec};
 pub use engine::Engine;
-pub use exchange::{Body, Exchange, ListenerInfo, Peer};
+pub use exchange::{Body, Direct, Exchange, ListenerInfo, Peer};
 pub use queue::{ExchangeQueue, Pop, PushError, WaitToken};
 pub use response::{
     Disconnected, HeadBuilder, Hijacked, Response, ResponseError, ResponseMsg, ResponseSender,

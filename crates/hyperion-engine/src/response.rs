@@ -432,6 +432,31 @@ impl Response {
         })
     }
 
+    /// Answers with a response built in advance (a static route observed by request hooks).
+    pub fn encode_static(
+        &mut self,
+        response: &crate::routes::StaticResponse,
+        head_only: bool,
+    ) -> Result<ResponseMsg, ResponseError> {
+        if self.state != State::Pending {
+            return Err(ResponseError::AlreadyStarted);
+        }
+        let keep_alive = self.keep_alive && !self.draining.load(Ordering::Relaxed);
+        let mut bytes = Vec::new();
+        response.write_to(
+            &mut bytes,
+            head_only || self.head_request,
+            self.version,
+            !keep_alive,
+        );
+        self.state = State::Done;
+        Ok(ResponseMsg::Final {
+            bytes,
+            close: !keep_alive,
+            notice: self.notice.take(),
+        })
+    }
+
     /// Asks to be told when the response has been written completely (or has failed): the
     /// returned receiver gets one value after the final message reaches the socket.
     pub fn request_written_notice(&mut self) -> std::sync::mpsc::Receiver<bool> {

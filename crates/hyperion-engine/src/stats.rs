@@ -12,6 +12,11 @@ pub struct Stats {
     pub parse_errors: AtomicU64,
     pub read_timeouts: AtomicU64,
     pub rejected: AtomicU64,
+    /// Requests by who answered them.
+    pub dispatch_rack: AtomicU64,
+    pub dispatch_static: AtomicU64,
+    pub dispatch_handler: AtomicU64,
+    pub dispatch_page_cache: AtomicU64,
     /// Every rejected request (parse errors, timeouts, 503s) by reason. Rare, so a lock is
     /// fine.
     pub by_reason: Mutex<BTreeMap<&'static str, u64>>,
@@ -25,6 +30,10 @@ pub struct StatsSnapshot {
     pub parse_errors: u64,
     pub read_timeouts: u64,
     pub rejected: u64,
+    pub dispatch_rack: u64,
+    pub dispatch_static: u64,
+    pub dispatch_handler: u64,
+    pub dispatch_page_cache: u64,
 }
 
 impl Stats {
@@ -47,6 +56,10 @@ impl Stats {
             parse_errors: get(&self.parse_errors),
             read_timeouts: get(&self.read_timeouts),
             rejected: get(&self.rejected),
+            dispatch_rack: get(&self.dispatch_rack),
+            dispatch_static: get(&self.dispatch_static),
+            dispatch_handler: get(&self.dispatch_handler),
+            dispatch_page_cache: get(&self.dispatch_page_cache),
         }
     }
 }

@@ -554,3 +554,65 @@ fn rejections_are_counted_by_reason() {
     assert!(reasons.contains(&("invalid_header_char", 1)), "{reasons:?}");
     assert!(reasons.contains(&("missing_host", 1)), "{reasons:?}");
 }
+
+#[test]
+fn static_routes_are_answered_by_the_io_thread_and_handlers_are_tagged() {
+    use hyperion_engine::routes::{Method, RouteTable, StaticResponse};
+    use hyperion_engine::Direct;
+    fn tagged(ex: &mut Exchange) {
+        let tag = match ex.direct {
+            Direct::Handler(id) => format!("handler {id}"),
+            Direct::None => "rack".to_string(),
+            Direct::Static { .. } => "static".to_string(),
+        };
+        respond(ex, 200, tag.as_bytes());
+    }
+    let routes = Arc::new(RouteTable::new());
+    routes.add_static(
+        Method::Get,
+        b"/health",
+        StaticResponse::new(
+            200,
+            &[(b"content-type".to_vec(), b"text/plain".to_vec())],
+            b"ok".to_vec(),
+        )
+        .unwrap(),
+    );
+    let big = vec![b'z'; 100_000];
+    routes.add_static(
+        Method::Get,
+        b"/big",
+        StaticResponse::new(200, &[], big.clone()).unwrap(),
+    );
+    routes.add_handler(Method::Post, b"/ping", 3);
+    let config = EngineConfig {
+        routes: routes.clone(),
+        ..EngineConfig::default()
+    };
+    // No application thread at all: static routes must not need one.
+    let (engine, port) = start(config, 0, tagged);
+    let mut s = connect(port);
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\nGET /health?x=1 HTTP/1.1\r\nHost: a\r\n\r\nGET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let got = read_responses(&mut s, 3);
+    assert_eq!(got[0], (200, "ok".to_string()));
+    assert_eq!(got[1], (200, "ok".to_string()));
+    assert_eq!(got[2].1.len(), 100_000);
+    let stats = engine.stats();
+    assert_eq!(stats.dispatch_static, 3);
+    drop(s);
+
+    // With threads, other routes reach the application tagged with their handler.
+    let config = EngineConfig {
+        routes,
+        ..EngineConfig::default()
+    };
+    let (_engine, port) = start(config, 1, tagged);
+    let mut s = connect(port);
+    s.write_all(b"POST /ping HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\nGET /ping HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        read_responses(&mut s, 2),
+        vec![(200, "handler 3".to_string()), (200, "rack".to_string())]
+    );
+}
