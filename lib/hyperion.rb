@@ -5,6 +5,8 @@ require 'hyperion/version'
 require 'hyperion/hyperion_native'
 require 'hyperion/logger'
 require 'hyperion/config'
+require 'hyperion/routes'
+require 'hyperion/page_cache'
 require 'hyperion/rack_adapter'
 require 'hyperion/server'
 

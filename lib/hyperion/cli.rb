@@ -81,7 +81,7 @@ module Hyperion
           switches = [setting.flag, "#{setting.long_flag} #{setting.arg}"].compact
           # Backticks are Markdown for the docs; a terminal shows them literally.
           opts.on(*switches, "#{setting.doc.delete('`')} (default: #{defaults.public_send(setting.name)})") do |value|
-            options[setting.name] = value
+            options[setting.name] = setting.repeat ? [*options[setting.name], value] : value
           end
         end
         opts.on('-C', '--config PATH', "Config file (default: #{Config::DEFAULT_CONFIG_FILE} if it exists)") do |path|

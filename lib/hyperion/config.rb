@@ -83,6 +83,21 @@ module Hyperion
       end
     end
 
+    # Directories for the page cache: a String (several joined with `:`), or an Array of
+    # Strings or { dir:, immutable: } Hashes. Flags and environment values are immutable.
+    def self.static_dirs_type
+      Type.new('directories (DIR or DIR:DIR)') do |value|
+        items = value.is_a?(String) ? value.split(':') : Array(value)
+        items.map do |item|
+          entry = item.is_a?(Hash) ? item : { dir: item, immutable: true }
+          dir = entry[:dir].to_s.strip
+          raise ArgumentError, 'expected a directory path' if dir.empty? || dir.include?("\0")
+
+          { dir: dir.freeze, immutable: entry.fetch(:immutable, true) ? true : false }.freeze
+        end.freeze
+      end
+    end
+
     def self.bind_type
       strings = string_type
       Type.new('host, [ipv6], tcp://host:port or unix:///path.sock') do |value|
@@ -96,7 +111,8 @@ module Hyperion
     # the name), `arg` the placeholder shown in --help, `env` extra environment variables read
     # after HYPERION_<NAME>, `aliases` extra DSL method names. `cli: false` means the setting
     # has no option flag (rackup is the positional argument instead).
-    Setting = Struct.new(:name, :default, :type, :doc, :flag, :arg, :env, :aliases, :cli, keyword_init: true) do
+    # `repeat: true`: the flag may be given several times, each adding to a list.
+    Setting = Struct.new(:name, :default, :type, :doc, :flag, :arg, :env, :aliases, :cli, :repeat, keyword_init: true) do
       def env_keys
         ["HYPERION_#{name.to_s.upcase}", *env]
       end
@@ -114,9 +130,9 @@ module Hyperion
 
       private
 
-      def setting(name, default, type, doc, flag: nil, arg: 'VALUE', env: [], aliases: [], cli: true)
+      def setting(name, default, type, doc, flag: nil, arg: 'VALUE', env: [], aliases: [], cli: true, repeat: false)
         @settings[name] = Setting.new(name: name, default: default, type: type, doc: doc, flag: flag, arg: arg,
-                                      env: env.freeze, aliases: aliases.freeze, cli: cli).freeze
+                                      env: env.freeze, aliases: aliases.freeze, cli: cli, repeat: repeat).freeze
         define_method(name) { @values.fetch(name) }
       end
     end
@@ -138,6 +154,7 @@ module Hyperion
     setting :max_request_read_seconds, 30, seconds_type(min: 0, exclusive: true), 'Seconds a request head may take to arrive from its first byte, and a body may go without progress; then 408 (slowloris defence).', arg: 'SECONDS'
     setting :write_timeout, 60, seconds_type(min: 0, exclusive: true), 'Seconds a response write may make no progress before the client is dropped.', arg: 'SECONDS'
     setting :max_pending, 4096, integer_type(min: 1), 'Requests waiting for a free thread before new ones are answered 503 with retry-after.', arg: 'COUNT'
+    setting :preload_static, [].freeze, static_dirs_type, 'Directory whose files are loaded at boot into the page cache and served by the engine for GET/HEAD of their URL path (repeatable; DSL: `preload_static DIR, immutable: false` to re-check changed files every 5 s).', arg: 'DIR', repeat: true
     setting :max_in_memory_body_bytes, 131_072, integer_type(min: 0), 'Request bodies larger than this are stored in an unlinked temp file (in TMPDIR) instead of memory.', arg: 'N'
 
     @settings.freeze

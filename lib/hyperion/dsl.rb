@@ -33,6 +33,28 @@ module Hyperion
       end
     end
 
+    # preload_static 'public'                    (immutable: loaded once)
+    # preload_static 'public', immutable: false  (re-checked every 5 s when requested)
+    # Repeatable: each call adds a directory.
+    def preload_static(dir, immutable: true)
+      setting = Config.settings.fetch(:preload_static)
+      added = Config.coerce(setting, [{ dir: dir, immutable: immutable }], location)
+      @settings[:preload_static] = [*@settings[:preload_static], *added].freeze
+      nil
+    end
+
+    # Request hooks, run on the application thread around every request:
+    #   on_request_start { |request, env| }
+    #   on_request_end { |request, env, response, error| }
+    %i[on_request_start on_request_end].each do |hook|
+      define_method(hook) do |&block|
+        raise ConfigError, "#{hook} needs a block in #{location}" unless block
+
+        (@hooks[hook] ||= []) << block
+        nil
+      end
+    end
+
     def initialize(path, settings, hooks)
       @path = path
       @settings = settings

@@ -16,6 +16,8 @@ module Hyperion
     def run
       ENV['RACK_ENV'] = @config.environment
       app = load_app
+      register_request_hooks
+      preload_static
       server = Server.new(app, config: @config, logger: @logger)
       install_traps(server)
       begin
@@ -31,6 +33,35 @@ module Hyperion
     end
 
     private
+
+    def register_request_hooks
+      Array(@config.hooks[:on_request_start]).each { |hook| Server.on_request_start(&hook) }
+      Array(@config.hooks[:on_request_end]).each { |hook| Server.on_request_end(&hook) }
+    end
+
+    # Loads the page cache: the configured directories, or else a loaded Rails app's compiled
+    # assets (public/assets, fingerprinted, so immutable). One log line per directory.
+    def preload_static
+      entries = @config.preload_static.map { |entry| entry.merge(mount: '/') }
+      entries = rails_asset_dirs if entries.empty?
+      entries.each do |entry|
+        started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        files, bytes = PageCache.load(entry[:dir], mount: entry[:mount], immutable: entry[:immutable])
+        ms = ((Process.clock_gettime(Process::CLOCK_MONOTONIC) - started) * 1000).round(1)
+        @logger.info("page cache: #{entry[:dir]} -> #{entry[:mount]}: #{files} files, #{bytes} bytes, #{ms} ms" \
+                     "#{' (immutable)' if entry[:immutable]}")
+      end
+    rescue SystemCallError => e
+      raise ConfigError, "preload_static: #{e.message}"
+    end
+
+    # Without requiring Rails: only when the app loaded it.
+    def rails_asset_dirs
+      return [] unless defined?(::Rails) && ::Rails.respond_to?(:public_path) && ::Rails.public_path
+
+      dir = File.join(::Rails.public_path.to_s, 'assets')
+      File.directory?(dir) ? [{ dir: dir, mount: '/assets/', immutable: true }] : []
+    end
 
     # In development the app runs inside Rack::Lint, as under Puma, so SPEC violations show
     # up while writing the app rather than in production.

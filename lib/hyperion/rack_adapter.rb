@@ -25,14 +25,33 @@ module Hyperion
     end
 
     def call(exchange)
+      direct = exchange.direct
+      hooks = Routes.hooks?
+      return serve_rack(exchange, @app, nil) if direct.nil? && !hooks
+
+      request = hooks ? Request.new(*exchange.request_parts) : nil
+      case direct
+      when nil then serve_rack(exchange, @app, request)
+      when :static then serve_static(exchange, request)
+      else
+        handler = Routes.handler(direct)
+        handler.is_a?(Proc) ? serve_rack(exchange, handler, request) : serve_request(exchange, handler, request)
+      end
+    end
+
+    private
+
+    # The Rack path: the rackup's app, or a `handle` block (same env, no middleware).
+    def serve_rack(exchange, app, request)
       env = exchange.build_env(@env_template)
       input = env[RACK_INPUT]
       hijacked = nil
       env[RACK_HIJACK] = -> { hijacked ||= take_socket(exchange, env, exchange.hijack) }
       env[EARLY_HINTS] = ->(headers) { early_hints(exchange, headers) }
       status = headers = body = error = nil
+      run_hooks(Routes.start_hooks, request, env) if request
       begin
-        status, headers, body = @app.call(env)
+        status, headers, body = app.call(env)
         # After a full hijack the socket is the app's; whatever it returned is ignored.
         send_response(exchange, env, status, headers, body) unless hijacked
       rescue Exception => e # rubocop:disable Lint/RescueException -- a worker must survive any app failure
@@ -43,10 +62,50 @@ module Hyperion
         # A large request body is a temp file: give its descriptor back now, not at GC.
         input.close if input.is_a?(File) && !input.closed?
         finished(exchange, env, status, headers, error)
+        run_hooks(Routes.end_hooks, request, env, [status, headers, body], error) if request
       end
     end
 
-    private
+    # A `handle` route with a handler object: it gets a Hyperion::Request, no env.
+    def serve_request(exchange, handler, request)
+      request ||= Request.new(*exchange.request_parts)
+      status = headers = body = error = nil
+      context = { 'REQUEST_METHOD' => request.method, 'PATH_INFO' => request.path }
+      run_hooks(Routes.start_hooks, request, nil)
+      begin
+        status, headers, body = handler.call(request)
+        send_response(exchange, context, status, headers, body)
+      rescue Exception => e # rubocop:disable Lint/RescueException
+        error = e
+        app_failed(exchange, context, e)
+      ensure
+        close_body(body, context) unless body.nil?
+        run_hooks(Routes.end_hooks, request, nil, [status, headers, body], error)
+      end
+    end
+
+    # A static route while request hooks are registered: the prebuilt response, observed.
+    def serve_static(exchange, request)
+      run_hooks(Routes.start_hooks, request, nil)
+      error = status = nil
+      begin
+        status = exchange.respond_static
+      rescue StandardError => e
+        error = e
+        @logger.exception(e, 'static route failed', path: request.path)
+      ensure
+        run_hooks(Routes.end_hooks, request, nil, [status, nil, nil], error)
+      end
+    end
+
+    # Hooks run in registration order; a failing hook is logged and skipped.
+    def run_hooks(hooks, *args)
+      hooks.each do |hook|
+        hook.call(*args)
+      rescue StandardError => e
+        @logger.exception(e, 'request hook raised', hook: hook.source_location&.join(':'))
+      end
+    end
 
     # When the app registered rack.response_finished callbacks, they must run only once the
     # response is completely written: ask the engine to say when.

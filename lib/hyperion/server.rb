@@ -7,6 +7,8 @@ module Hyperion
   # Threads wait for work inside the engine with the GVL released, so idle keep-alive
   # connections cost no thread, and signal traps run while everything waits.
   class Server
+    extend Routes
+
     attr_reader :config, :app
 
     def initialize(app, config:, logger:)

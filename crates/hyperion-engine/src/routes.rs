@@ -125,6 +125,14 @@ impl StaticResponse {
         })
     }
 
+    /// The status code, from the status line.
+    pub fn status(&self) -> u16 {
+        std::str::from_utf8(&self.head[9..12])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(200)
+    }
+
     pub fn body_len(&self) -> usize {
         self.body.len()
     }

@@ -5,6 +5,7 @@
 
 mod env;
 mod gvl;
+mod routes;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyperion_engine::{
-    log, Engine, EngineConfig, Exchange, HeadBuilder, ListenSpec, Pop, ResponseError, ResponseMsg,
+    log, Direct, Engine, EngineConfig, Exchange, HeadBuilder, ListenSpec, Pop, ResponseError, ResponseMsg,
     WaitToken,
 };
 use magnus::prelude::*;
@@ -122,6 +123,7 @@ impl RbEngine {
                 };
             }
             config.stop_notify_fd = opt::<i32>(ruby, opts, "stop_notify_fd")?;
+            config.routes = routes::ROUTES.clone();
             if let Some(n) = opt::<usize>(ruby, opts, "max_header_bytes")? {
                 config.limits.max_head_bytes = n;
             }
@@ -655,6 +657,89 @@ impl RbExchange {
         })
     }
 
+    /// nil for the Rack app, the handler id of a `handle` route, or :static for a static
+    /// route observed by request hooks.
+    fn direct(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
+        rb_self.with(ruby, |ex| {
+            Ok(match &ex.direct {
+                Direct::None => ruby.qnil().as_value(),
+                Direct::Handler(id) => id.into_value_with(ruby),
+                Direct::Static { .. } => ruby.to_symbol("static").as_value(),
+            })
+        })
+    }
+
+    /// Answers an observed static route with its prebuilt response; returns its status.
+    fn respond_static(ruby: &Ruby, rb_self: &Self) -> Result<u16, Error> {
+        guard(ruby, || {
+            let msg = rb_self.with(ruby, |ex| {
+                let Direct::Static {
+                    response,
+                    head_only,
+                } = ex.direct.clone()
+                else {
+                    return Err(runtime_error(ruby, "not a static route"));
+                };
+                let msg = ex
+                    .response
+                    .encode_static(&response, head_only)
+                    .map_err(|e| invalid(ruby, e))?;
+                Ok((msg, response.status()))
+            })?;
+            let (msg, status) = msg;
+            rb_self.send(ruby, msg)?;
+            rb_self.release();
+            Ok(status)
+        })
+    }
+
+    /// The request as plain values, for `Hyperion::Request`: [method, path, query_string,
+    /// http_version, headers (lowercase name => value, repeats joined with ", "), body].
+    fn request_parts(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
+        guard(ruby, || {
+            rb_self.with(ruby, |ex| {
+                let buf = &ex.head_bytes[..];
+                let head = &ex.head;
+                let out = ruby.ary_new_capa(6);
+                out.push(ruby.str_from_slice(head.method.slice(buf)))?;
+                let path = head.path.slice(buf);
+                out.push(ruby.str_from_slice(if path.is_empty() { b"/" } else { path }))?;
+                out.push(ruby.str_from_slice(head.query.slice(buf)))?;
+                out.push(match head.version {
+                    hyperion_http::Version::Http11 => "HTTP/1.1",
+                    hyperion_http::Version::Http10 => "HTTP/1.0",
+                })?;
+                let headers = ruby.hash_new();
+                for h in &head.headers {
+                    let name = h.name.slice(buf).to_ascii_lowercase();
+                    let value = h.value.slice(buf);
+                    let key = ruby.str_from_slice(&name);
+                    match headers.get(key) {
+                        Some(existing) => {
+                            let existing = RString::try_convert(existing)?;
+                            existing.cat(b", ");
+                            existing.cat(value);
+                        }
+                        None => headers.aset(key, ruby.str_from_slice(value))?,
+                    }
+                }
+                out.push(headers)?;
+                let body = match &mut ex.body {
+                    hyperion_engine::Body::Memory(bytes) => ruby.str_from_slice(bytes),
+                    hyperion_engine::Body::File { file, len } => {
+                        let mut bytes = Vec::with_capacity(*len as usize);
+                        std::io::Read::read_to_end(file, &mut bytes).map_err(|e| {
+                            Error::new(ruby.exception_io_error(), e.to_string())
+                        })?;
+                        ruby.str_from_slice(&bytes)
+                    }
+                };
+                out.push(body)?;
+                Ok(out)
+            })
+        })
+    }
+
     /// The response is complete (or the socket was handed over) and the request freed.
     fn is_completed(&self) -> bool {
         self.inner.try_borrow().is_ok_and(|guard| guard.is_none())
@@ -709,6 +794,17 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
         method!(RbExchange::request_written_notice, 0),
     )?;
     exchange.define_method("wait_written", method!(RbExchange::wait_written, 0))?;
+    exchange.define_method("direct", method!(RbExchange::direct, 0))?;
+    exchange.define_method("respond_static", method!(RbExchange::respond_static, 0))?;
+    exchange.define_method("request_parts", method!(RbExchange::request_parts, 0))?;
+
+    native.define_singleton_method("add_static_route", function!(routes::add_static_route, 5))?;
+    native.define_singleton_method("add_handler_route", function!(routes::add_handler_route, 3))?;
+    native.define_singleton_method(
+        "add_page_cache_file",
+        function!(routes::add_page_cache_file, 4),
+    )?;
+    native.define_singleton_method("observe_routes", function!(routes::observe_routes, 1))?;
     Ok(())
 }
 
