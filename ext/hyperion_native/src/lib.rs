@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyperion_engine::{
-    log, Direct, Engine, EngineConfig, Exchange, HeadBuilder, ListenSpec, Pop, ResponseError, ResponseMsg,
-    WaitToken,
+    log, Direct, Engine, EngineConfig, Exchange, HeadBuilder, ListenSpec, Pop, ResponseError,
+    ResponseMsg, WaitToken,
 };
 use magnus::prelude::*;
 use magnus::value::Lazy;
@@ -728,9 +728,8 @@ impl RbExchange {
                     hyperion_engine::Body::Memory(bytes) => ruby.str_from_slice(bytes),
                     hyperion_engine::Body::File { file, len } => {
                         let mut bytes = Vec::with_capacity(*len as usize);
-                        std::io::Read::read_to_end(file, &mut bytes).map_err(|e| {
-                            Error::new(ruby.exception_io_error(), e.to_string())
-                        })?;
+                        std::io::Read::read_to_end(file, &mut bytes)
+                            .map_err(|e| Error::new(ruby.exception_io_error(), e.to_string()))?;
                         ruby.str_from_slice(&bytes)
                     }
                 };

@@ -4,8 +4,8 @@
 use std::sync::{Arc, LazyLock};
 
 use hyperion_engine::routes::{Method, RouteTable, StaticResponse};
-use magnus::{Error, RHash, RString, Ruby, Value};
 use magnus::prelude::*;
+use magnus::{Error, RHash, RString, Ruby, Value};
 
 pub static ROUTES: LazyLock<Arc<RouteTable>> = LazyLock::new(|| Arc::new(RouteTable::new()));
 
@@ -34,7 +34,10 @@ fn header_pairs(ruby: &Ruby, headers: RHash) -> Result<Vec<(Vec<u8>, Vec<u8>)>, 
             None => {
                 return Err(Error::new(
                     ruby.exception_arg_error(),
-                    format!("header {:?} must be a String", String::from_utf8_lossy(&name)),
+                    format!(
+                        "header {:?} must be a String",
+                        String::from_utf8_lossy(&name)
+                    ),
                 ))
             }
         }
@@ -62,7 +65,12 @@ pub fn add_static_route(
 }
 
 /// `Native.add_handler_route(method, path, id)`
-pub fn add_handler_route(ruby: &Ruby, method_name: String, path: RString, id: u32) -> Result<(), Error> {
+pub fn add_handler_route(
+    ruby: &Ruby,
+    method_name: String,
+    path: RString,
+    id: u32,
+) -> Result<(), Error> {
     let method = method(ruby, method_name)?;
     ROUTES.add_handler(method, &bytes(path), id);
     Ok(())
