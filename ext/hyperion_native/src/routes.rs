@@ -24,7 +24,10 @@ fn method(ruby: &Ruby, name: String) -> Result<Method, Error> {
     })
 }
 
-fn header_pairs(ruby: &Ruby, headers: RHash) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+/// Header name and value bytes.
+type Header = (Vec<u8>, Vec<u8>);
+
+fn header_pairs(ruby: &Ruby, headers: RHash) -> Result<Vec<Header>, Error> {
     let mut pairs = Vec::new();
     headers.foreach(|name: Value, value: Value| {
         let name = RString::try_convert(name)?;
