@@ -290,8 +290,12 @@ fn register(listener: BoundListener, shared: &Arc<Shared>) -> io::Result<AcceptL
             });
             Ok(Box::pin(accept_loop(listener, shared, info)))
         }
-        BoundListener::Unix(std_listener, path) => {
-            let listener = tokio::net::UnixListener::from_std(std_listener)?;
+        BoundListener::Unix {
+            listener,
+            path,
+            remove_on_close,
+        } => {
+            let listener = tokio::net::UnixListener::from_std(listener)?;
             let info = Arc::new(ListenerInfo {
                 server_name: "localhost".into(),
                 server_port: 0,
@@ -299,7 +303,9 @@ fn register(listener: BoundListener, shared: &Arc<Shared>) -> io::Result<AcceptL
             });
             Ok(Box::pin(async move {
                 accept_loop(listener, shared, info).await;
-                let _ = std::fs::remove_file(&path);
+                if remove_on_close {
+                    let _ = std::fs::remove_file(&path);
+                }
             }))
         }
     }
