@@ -236,6 +236,26 @@ fn graceful_stop_finishes_in_flight_requests_and_refuses_new_connections() {
 }
 
 #[test]
+fn request_arriving_on_an_idle_connection_while_stopping_is_answered_then_closed() {
+    let (engine, port) = start(EngineConfig::default(), 1, echo);
+    let mut s = connect(port);
+    s.write_all(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_responses(&mut s, 1), vec![(200, "GET /first ".into())]);
+    // The client cannot know the server is stopping: its next request may already be on the
+    // wire. It is answered (with connection: close), not cut off.
+    engine.stop();
+    s.write_all(b"GET /second HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert!(all.starts_with("HTTP/1.1 200 "), "{all}");
+    assert!(all.contains("connection: close\r\n"), "{all}");
+    assert!(all.ends_with("GET /second "), "{all}");
+    assert!(engine.wait_stopped(&WaitToken::new(), Some(Duration::from_secs(10))));
+}
+
+#[test]
 fn graceful_timeout_cuts_requests_that_take_too_long() {
     fn stuck(ex: &mut Exchange) {
         thread::sleep(Duration::from_secs(3));
