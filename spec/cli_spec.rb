@@ -30,10 +30,14 @@ RSpec.describe Hyperion::CLI do
     it 'maps every flag to its setting' do
       config = cli('-b', '0.0.0.0', '-p', '3000', '-t', '0', '-w', '1', '-e', 'production',
                    '--idle-keepalive', '2.5', '--graceful-timeout', '10', '--log-level', 'debug',
-                   '--max-body-bytes', '1024', '--max-header-bytes', '2048', 'app.ru').parse
+                   '--max-body-bytes', '1024', '--max-header-bytes', '2048', '--no-preload-app',
+                   '--worker-model', 'share', '--worker-max-rss-mb', '256', '--worker-check-interval', '2',
+                   '--worker-boot-timeout', '20', 'app.ru').parse
       expect(config.to_h).to eq(
         bind: '0.0.0.0', port: 3000, threads: 0, workers: 1, environment: 'production', rackup: 'app.ru',
-        idle_keepalive: 2.5, graceful_timeout: 10, log_level: :debug, max_body_bytes: 1024, max_header_bytes: 2048
+        idle_keepalive: 2.5, graceful_timeout: 10, log_level: :debug, max_body_bytes: 1024, max_header_bytes: 2048,
+        preload_app: false, worker_model: :share, worker_max_rss_mb: 256, worker_check_interval: 2,
+        worker_boot_timeout: 20
       )
       expect(config.to_h.keys.map { |name| config.source(name) }.uniq).to eq([:cli])
     end
@@ -82,9 +86,14 @@ RSpec.describe Hyperion::CLI do
       expect { cli('a.ru', 'b.ru').parse }.to raise_error(Hyperion::ConfigError, /at most one rackup/)
     end
 
-    it 'raises for a missing -C file and for workers != 1' do
+    it 'raises for a missing -C file' do
       expect { cli('-C', 'nope.rb').parse }.to raise_error(Hyperion::ConfigError, /config file not found/)
-      expect { cli('-w', '4').parse }.to raise_error(Hyperion::ConfigError, /cluster mode/)
+    end
+
+    it 'takes --preload-app and --no-preload-app as a switch' do
+      expect(cli('--preload-app').parse.preload_app).to be(true)
+      expect(cli('--no-preload-app').parse.preload_app).to be(false)
+      expect(cli('-w', '4').parse.workers).to eq(4)
     end
   end
 
