@@ -33,13 +33,17 @@ RSpec.describe Hyperion::CLI do
                    '--max-body-bytes', '1024', '--max-header-bytes', '2048', '--max-headers', '10',
                    '--max-uri-bytes', '100', '--max-request-read-seconds', '2', '--write-timeout', '3',
                    '--max-pending', '8', '--max-in-memory-body-bytes', '64',
-                   '--preload-static', 'public', '--preload-static', 'assets', 'app.ru').parse
+                   '--preload-static', 'public', '--preload-static', 'assets', '--no-preload-app',
+                   '--worker-model', 'share', '--worker-max-rss-mb', '256', '--worker-check-interval', '2',
+                   '--worker-boot-timeout', '20', 'app.ru').parse
       expect(config.to_h).to eq(
         bind: '0.0.0.0', port: 3000, threads: 0, workers: 1, environment: 'production', rackup: 'app.ru',
         idle_keepalive: 2.5, graceful_timeout: 10, log_level: :debug, max_body_bytes: 1024, max_header_bytes: 2048,
         max_headers: 10, max_uri_bytes: 100, max_request_read_seconds: 2, write_timeout: 3, max_pending: 8,
         max_in_memory_body_bytes: 64,
-        preload_static: [{ dir: 'public', immutable: true }, { dir: 'assets', immutable: true }]
+        preload_static: [{ dir: 'public', immutable: true }, { dir: 'assets', immutable: true }],
+        preload_app: false, worker_model: :share, worker_max_rss_mb: 256, worker_check_interval: 2,
+        worker_boot_timeout: 20
       )
       expect(config.to_h.keys.map { |name| config.source(name) }.uniq).to eq([:cli])
     end
@@ -88,9 +92,14 @@ RSpec.describe Hyperion::CLI do
       expect { cli('a.ru', 'b.ru').parse }.to raise_error(Hyperion::ConfigError, /at most one rackup/)
     end
 
-    it 'raises for a missing -C file and for workers != 1' do
+    it 'raises for a missing -C file' do
       expect { cli('-C', 'nope.rb').parse }.to raise_error(Hyperion::ConfigError, /config file not found/)
-      expect { cli('-w', '4').parse }.to raise_error(Hyperion::ConfigError, /cluster mode/)
+    end
+
+    it 'takes --preload-app and --no-preload-app as a switch' do
+      expect(cli('--preload-app').parse.preload_app).to be(true)
+      expect(cli('--no-preload-app').parse.preload_app).to be(false)
+      expect(cli('-w', '4').parse.workers).to eq(4)
     end
   end
 

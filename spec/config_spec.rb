@@ -36,7 +36,10 @@ RSpec.describe Hyperion::Config do
         rackup: 'config.ru', idle_keepalive: 5, graceful_timeout: 30, log_level: :info,
         max_body_bytes: 1_073_741_824, max_header_bytes: 65_536, max_headers: 100, max_uri_bytes: 8192,
         max_request_read_seconds: 30, write_timeout: 60, max_pending: 4096, max_in_memory_body_bytes: 131_072,
-        preload_static: []
+        preload_static: [],
+        preload_app: true,
+        worker_model: RUBY_PLATFORM.include?('linux') ? :reuseport : :share, worker_max_rss_mb: nil,
+        worker_check_interval: 5, worker_boot_timeout: 60
       )
     end
 
@@ -221,16 +224,35 @@ RSpec.describe Hyperion::Config do
       end
     end
 
-    describe 'workers' do
-      it 'raises for anything but 1, wherever it comes from' do
-        expect { resolve(cli: { workers: '4' }) }.to raise_error(Hyperion::ConfigError, /cluster mode .* run with -w 1/)
-        expect { resolve(env: { 'HYPERION_WORKERS' => '0' }) }.to raise_error(Hyperion::ConfigError, /not available/)
+    describe 'cluster settings' do
+      it 'accepts any worker count, 0 meaning one per CPU' do
+        expect(resolve(cli: { workers: '4' }).workers).to eq(4)
+        expect(resolve(env: { 'HYPERION_WORKERS' => '0' }).workers).to eq(0)
         write_config("workers 2\n")
-        expect { resolve }.to raise_error(Hyperion::ConfigError, /workers = 2 \(from file\)/)
+        expect(resolve.workers).to eq(2)
+        expect { resolve(cli: { workers: '-1' }) }.to raise_error(Hyperion::ConfigError, /workers/)
       end
 
-      it 'accepts 1' do
-        expect(resolve(cli: { workers: '1' }).workers).to eq(1)
+      it 'reads preload_app as a boolean from every source' do
+        expect(resolve(cli: { preload_app: false }).preload_app).to be(false)
+        expect(resolve(env: { 'HYPERION_PRELOAD_APP' => 'off' }).preload_app).to be(false)
+        expect(resolve(env: { 'HYPERION_PRELOAD_APP' => 'yes' }).preload_app).to be(true)
+        write_config("preload_app false\n")
+        expect(resolve.preload_app).to be(false)
+        write_config("preload_app 'maybe'\n")
+        expect { resolve }.to raise_error(Hyperion::ConfigError, /preload_app .*expected true or false/)
+      end
+
+      it 'reads worker_model share or reuseport' do
+        expect(resolve(env: { 'HYPERION_WORKER_MODEL' => 'share' }).worker_model).to eq(:share)
+        expect(resolve(cli: { worker_model: 'REUSEPORT' }).worker_model).to eq(:reuseport) if RUBY_PLATFORM.include?('linux')
+        expect { resolve(cli: { worker_model: 'fork' }) }.to raise_error(Hyperion::ConfigError, /one of reuseport, share/)
+      end
+
+      it 'leaves worker_max_rss_mb unset by default and takes a positive integer' do
+        expect(resolve.worker_max_rss_mb).to be_nil
+        expect(resolve(cli: { worker_max_rss_mb: '512' }).worker_max_rss_mb).to eq(512)
+        expect { resolve(cli: { worker_max_rss_mb: '0' }) }.to raise_error(Hyperion::ConfigError, /worker_max_rss_mb/)
       end
     end
   end
@@ -327,13 +349,20 @@ RSpec.describe Hyperion::Config do
         max_in_memory_body_bytes 0
         preload_static 'public'
         preload_static 'docs', immutable: false
+        preload_app false
+        worker_model :share
+        worker_max_rss_mb 300
+        worker_check_interval 1
+        worker_boot_timeout 10
       RUBY
       expect(resolve.to_h).to eq(
         bind: '0.0.0.0', port: 3001, threads: 10, workers: 1, environment: 'production', rackup: 'app.ru',
         idle_keepalive: 2.5, graceful_timeout: 0, log_level: :error, max_body_bytes: 1024, max_header_bytes: 4096,
         max_headers: 20, max_uri_bytes: 512, max_request_read_seconds: 1.5, write_timeout: 9, max_pending: 16,
         max_in_memory_body_bytes: 0,
-        preload_static: [{ dir: 'public', immutable: true }, { dir: 'docs', immutable: false }]
+        preload_static: [{ dir: 'public', immutable: true }, { dir: 'docs', immutable: false }],
+        preload_app: false, worker_model: :share, worker_max_rss_mb: 300, worker_check_interval: 1,
+        worker_boot_timeout: 10
       )
     end
 
@@ -384,8 +413,31 @@ RSpec.describe Hyperion::Config do
       expect { resolve }.to raise_error(Hyperion::ConfigError, %r{config/hyperion.rb})
     end
 
-    it 'keeps a place for hooks' do
+    it 'returns no hooks when the file defines none' do
       expect(Hyperion::DSL.load(write_config("port 1\n"))).to eq([{ port: 1 }, {}])
+    end
+
+    it 'collects hook blocks in order, several per hook' do
+      write_config(<<~RUBY)
+        before_fork { :fork }
+        on_worker_boot { |index| [:boot1, index] }
+        on_worker_boot { |index| [:boot2, index] }
+        on_worker_shutdown { |index| [:shutdown, index] }
+      RUBY
+      hooks = resolve.hooks
+      expect(hooks.keys).to eq(%i[before_fork on_worker_boot on_worker_shutdown])
+      expect(hooks[:before_fork].map(&:call)).to eq([:fork])
+      expect(hooks[:on_worker_boot].map { |hook| hook.call(3) }).to eq([[:boot1, 3], [:boot2, 3]])
+      expect(hooks[:on_worker_shutdown].first.source_location).to eq(['config/hyperion.rb', 4])
+      expect(hooks).to be_frozen
+      expect(hooks[:on_worker_boot]).to be_frozen
+    end
+
+    it 'requires a block and no value for a hook' do
+      write_config("port 1\non_worker_boot\n")
+      expect { resolve }.to raise_error(Hyperion::ConfigError, %r{on_worker_boot takes a block and no value, in config/hyperion.rb:2})
+      write_config("before_fork(1) { }\n")
+      expect { resolve }.to raise_error(Hyperion::ConfigError, /before_fork takes a block/)
     end
   end
 

@@ -78,9 +78,10 @@ module Hyperion
         Config.settings.each_value do |setting|
           next unless setting.cli
 
-          switches = [setting.flag, "#{setting.long_flag} #{setting.arg}"].compact
+          default = defaults.public_send(setting.name)
           # Backticks are Markdown for the docs; a terminal shows them literally.
-          opts.on(*switches, "#{setting.doc.delete('`')} (default: #{defaults.public_send(setting.name)})") do |value|
+          opts.on(*[setting.flag, setting.switch].compact,
+                  "#{setting.doc.delete('`')} (default: #{default.nil? ? 'unset' : default})") do |value|
             options[setting.name] = setting.repeat ? [*options[setting.name], value] : value
           end
         end

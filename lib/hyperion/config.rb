@@ -98,6 +98,17 @@ module Hyperion
       end
     end
 
+    def self.boolean_type
+      Type.new('true or false (also yes/no, on/off, 1/0)') do |value|
+        text = value.strip.downcase if value.is_a?(String)
+        case text || value
+        when true, 'true', 'yes', 'on', '1' then true
+        when false, 'false', 'no', 'off', '0' then false
+        else raise ArgumentError, 'expected true or false'
+        end
+      end
+    end
+
     def self.bind_type
       strings = string_type
       Type.new('host, [ipv6], tcp://host:port or unix:///path.sock') do |value|
@@ -108,17 +119,26 @@ module Hyperion
     end
 
     # A row of the settings table. `flag` is the short CLI flag (the long one is derived from
-    # the name), `arg` the placeholder shown in --help, `env` extra environment variables read
-    # after HYPERION_<NAME>, `aliases` extra DSL method names. `cli: false` means the setting
-    # has no option flag (rackup is the positional argument instead).
+    # the name), `arg` the placeholder shown in --help (nil makes the flag an on/off switch,
+    # `--[no-]name`), `env` extra environment variables read after HYPERION_<NAME>, `aliases`
+    # extra DSL method names, `example` a value shown in the docs when the default is nil.
+    # `cli: false` means the setting has no option flag (rackup is the positional argument).
     # `repeat: true`: the flag may be given several times, each adding to a list.
-    Setting = Struct.new(:name, :default, :type, :doc, :flag, :arg, :env, :aliases, :cli, :repeat, keyword_init: true) do
+    Setting = Struct.new(:name, :default, :type, :doc, :flag, :arg, :env, :aliases, :example, :cli, :repeat,
+                         keyword_init: true) do
       def env_keys
         ["HYPERION_#{name.to_s.upcase}", *env]
       end
 
       def long_flag
         "--#{name.to_s.tr('_', '-')}" if cli
+      end
+
+      # The long option as OptionParser and the docs show it.
+      def switch
+        return unless cli
+
+        arg ? "#{long_flag} #{arg}" : "--[no-]#{name.to_s.tr('_', '-')}"
       end
     end
 
@@ -130,18 +150,23 @@ module Hyperion
 
       private
 
-      def setting(name, default, type, doc, flag: nil, arg: 'VALUE', env: [], aliases: [], cli: true, repeat: false)
+      def setting(name, default, type, doc, flag: nil, arg: 'VALUE', env: [], aliases: [], example: nil, cli: true,
+                  repeat: false)
         @settings[name] = Setting.new(name: name, default: default, type: type, doc: doc, flag: flag, arg: arg,
-                                      env: env.freeze, aliases: aliases.freeze, cli: cli, repeat: repeat).freeze
+                                      env: env.freeze, aliases: aliases.freeze, example: example, cli: cli,
+                                      repeat: repeat).freeze
         define_method(name) { @values.fetch(name) }
       end
     end
+
+    LINUX = RUBY_PLATFORM.include?('linux')
+    WORKER_MODELS = %i[reuseport share].freeze
 
     # name, default, type, description, options
     setting :bind, '127.0.0.1', bind_type, 'Address to listen on: host, IPv6 (`::1` or `[::1]`), `tcp://host:port` or `unix:///path.sock`. A port given here wins over `port`.', flag: '-b', arg: 'ADDRESS'
     setting :port, 9292, integer_type(min: 0, max: 65_535), 'TCP port (0 picks a free one). Also read from `PORT`.', flag: '-p', arg: 'PORT', env: %w[PORT]
     setting :threads, 5, integer_type(min: 0), 'Request threads per process; 0 runs the app inline on one thread.', flag: '-t', arg: 'N', aliases: %i[thread_count]
-    setting :workers, 1, integer_type(min: 0), 'Worker processes. Only 1 is supported in this version.', flag: '-w', arg: 'N'
+    setting :workers, 1, integer_type(min: 0), 'Worker processes: 1 serves from this one process; N > 1 forks N workers (cluster mode); 0 forks one per CPU.', flag: '-w', arg: 'N'
     setting :environment, 'development', string_type, 'Application environment. Also read from `RACK_ENV`, then `RAILS_ENV`.', flag: '-e', arg: 'NAME', env: %w[RACK_ENV RAILS_ENV]
     setting :rackup, 'config.ru', string_type, 'Rack application file; given on the command line as the positional argument.', cli: false
     setting :idle_keepalive, 5, seconds_type(min: 0, exclusive: true), 'Seconds an idle keep-alive connection is kept open.', arg: 'SECONDS'
@@ -156,10 +181,18 @@ module Hyperion
     setting :max_pending, 4096, integer_type(min: 1), 'Requests waiting for a free thread before new ones are answered 503 with retry-after.', arg: 'COUNT'
     setting :preload_static, [].freeze, static_dirs_type, 'Directory whose files are loaded at boot into the page cache and served by the engine for GET/HEAD of their URL path (repeatable; DSL: `preload_static DIR, immutable: false` to re-check changed files every 5 s).', arg: 'DIR', repeat: true
     setting :max_in_memory_body_bytes, 131_072, integer_type(min: 0), 'Request bodies larger than this are stored in an unlinked temp file (in TMPDIR) instead of memory.', arg: 'N'
+    setting :preload_app, true, boolean_type, 'Cluster mode: load the application in the master before forking, so workers share its memory copy-on-write; false loads it in each worker after fork.', arg: nil
+    setting :worker_model, LINUX ? :reuseport : :share, symbol_type(WORKER_MODELS), 'Cluster mode: `reuseport` gives each worker its own `SO_REUSEPORT` listening socket and the kernel balances connections (Linux only; the default there); `share` has all workers accept on one socket (the default elsewhere). Unix sockets always use `share`.', arg: 'MODEL'
+    setting :worker_max_rss_mb, nil, integer_type(min: 1), 'Cluster mode: a worker whose resident memory exceeds this many MiB is replaced gracefully. Unset: no limit.', arg: 'MB', example: 1024
+    setting :worker_check_interval, 5, seconds_type(min: 0, exclusive: true), 'Cluster mode: seconds between checks of the workers\' memory.', arg: 'SECONDS'
+    setting :worker_boot_timeout, 60, seconds_type(min: 0, exclusive: true), 'Cluster mode: seconds a new worker has to load the application and run its boot hooks; slower ones are killed and replaced.', arg: 'SECONDS'
 
     @settings.freeze
 
     DEFAULT_CONFIG_FILE = 'config/hyperion.rb'
+
+    # Blocks a config file can register (see Hyperion::DSL); cluster mode runs them.
+    HOOKS = %i[before_fork on_worker_boot on_worker_shutdown].freeze
 
     private_class_method :new
 
@@ -257,12 +290,12 @@ module Hyperion
     end
     private_class_method :split_host_port
 
-    # Cluster mode is not built yet. This is the only place that knows; delete it when it is.
+    # Combinations each value allows alone but this platform cannot run.
     def self.check_supported!(values, sources)
-      return if values[:workers] == 1
+      return unless values[:worker_model] == :reuseport && !LINUX
 
-      raise ConfigError, "workers = #{values[:workers]} (from #{sources[:workers]}): cluster mode (workers > 1, " \
-                         'or 0 = one per CPU) is not available in this version; run with -w 1'
+      raise ConfigError, "worker_model reuseport (from #{sources[:worker_model]}) needs Linux, whose kernel " \
+                         'balances connections between SO_REUSEPORT sockets; use worker_model share'
     end
     private_class_method :check_supported!
 
@@ -309,11 +342,12 @@ module Hyperion
     # identical). Regenerate with: ruby -Ilib -rhyperion/config -e 'puts Hyperion::Config.markdown_table'
     def self.markdown_table
       rows = settings.each_value.map do |setting|
-        cli = setting.cli ? [setting.flag, "#{setting.long_flag} #{setting.arg}"].compact.join(', ') : '`[rackup]` (positional)'
-        cli = "`#{cli}`" if setting.cli
-        dsl = ([setting.name] + setting.aliases).map { |name| "`#{name} #{setting.default.inspect}`" }.join(' or ')
+        cli = setting.cli ? "`#{[setting.flag, setting.switch].compact.join(', ')}`" : '`[rackup]` (positional)'
+        shown = setting.default.nil? ? setting.example : setting.default
+        dsl = ([setting.name] + setting.aliases).map { |name| "`#{name} #{shown.inspect}`" }.join(' or ')
         env = setting.env_keys.map { |key| "`#{key}`" }.join(', ')
-        "| `#{setting.name}` | #{cli} | #{env} | #{dsl} | `#{setting.default.inspect}` | #{setting.type.description} | #{setting.doc} |"
+        default = setting.default.nil? ? 'unset' : "`#{setting.default.inspect}`"
+        "| `#{setting.name}` | #{cli} | #{env} | #{dsl} | #{default} | #{setting.type.description} | #{setting.doc} |"
       end
       ['| Setting | CLI | Environment | Config file | Default | Accepts | Meaning |',
        '|---|---|---|---|---|---|---|', *rows].join("\n") << "\n"

@@ -6,13 +6,14 @@ module Hyperion
   # The object a config file (config/hyperion.rb) is evaluated in.
   #
   # It has one method per setting of Hyperion::Config (plus aliases such as thread_count), each
-  # taking exactly one value that is checked with the same coercion as the CLI and environment.
-  # It is strict: any other bare call or name raises ConfigError pointing at the file and line,
-  # so a typo cannot silently leave a default in place. Setting a name twice: the last one wins.
-  # Ordinary Ruby (ENV, require, conditionals) still works.
+  # taking exactly one value that is checked with the same coercion as the CLI and environment,
+  # and one method per hook (Config::HOOKS), each taking a block. It is strict: any other bare
+  # call or name raises ConfigError pointing at the file and line, so a typo cannot silently
+  # leave a default in place. Setting a name twice: the last one wins; a hook given twice runs
+  # both blocks, in order. Ordinary Ruby (ENV, require, conditionals) still works.
   class DSL
     # Evaluates the file at `path` and returns [settings, hooks]: { name => value } and
-    # { hook_name => [blocks] } (no hooks exist yet; the DSL will grow methods that fill it).
+    # { hook_name => [blocks] }.
     def self.load(path)
       settings = {}
       hooks = {}
@@ -46,13 +47,34 @@ module Hyperion
     # Request hooks, run on the application thread around every request:
     #   on_request_start { |request, env| }
     #   on_request_end { |request, env, response, error| }
-    %i[on_request_start on_request_end].each do |hook|
-      define_method(hook) do |&block|
-        raise ConfigError, "#{hook} needs a block in #{location}" unless block
+    def on_request_start(*args, &block)
+      add_hook(:on_request_start, args, block)
+    end
 
-        (@hooks[hook] ||= []) << block
-        nil
-      end
+    def on_request_end(*args, &block)
+      add_hook(:on_request_end, args, block)
+    end
+
+    # Hooks run in cluster mode only (workers other than 1). One that raises is logged with its
+    # file and line, and the process carries on.
+
+    # In the master, once, before the first worker is forked: close what must not be shared.
+    #   before_fork { ActiveRecord::Base.connection_handler.clear_all_connections! }
+    def before_fork(*args, &block)
+      add_hook(:before_fork, args, block)
+    end
+
+    # In each worker (index 0...workers; a replacement keeps the index), after the app is
+    # loaded and signal handling is installed, before it serves its first request.
+    #   on_worker_boot { |index| ActiveRecord::Base.establish_connection }
+    def on_worker_boot(*args, &block)
+      add_hook(:on_worker_boot, args, block)
+    end
+
+    # In each worker after it has stopped serving (its requests are finished), before it exits.
+    #   on_worker_shutdown { |index| $stdout.flush }
+    def on_worker_shutdown(*args, &block)
+      add_hook(:on_worker_shutdown, args, block)
     end
 
     def initialize(path, settings, hooks)
@@ -73,6 +95,13 @@ module Hyperion
       frame = Array(e.backtrace_locations).find { |loc| loc.path == @path }
       where = frame ? "#{@path}:#{frame.lineno}" : @path
       raise ConfigError, "error in #{where}: #{e.message} (#{e.class})"
+    end
+
+    def add_hook(name, args, block)
+      raise ConfigError, "#{name} takes a block and no value, in #{location}" unless args.empty? && block
+
+      (@hooks[name] ||= []) << block
+      nil
     end
 
     def method_missing(name, *_args)

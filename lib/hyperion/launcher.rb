@@ -3,8 +3,10 @@
 require 'hyperion'
 
 module Hyperion
-  # Boots a server from a resolved Config: loads the app, binds, installs signal handling,
-  # serves until told to stop. Returns the process exit status.
+  # Boots a server from a resolved Config and returns the process exit status. With one
+  # worker (the default) this process loads the app, binds, installs signal handling and
+  # serves until told to stop; with any other count it becomes a cluster master
+  # (Hyperion::Cluster).
   class Launcher
     STOP_SIGNALS = %w[TERM INT].freeze
 
@@ -15,9 +17,53 @@ module Hyperion
 
     def run
       ENV['RACK_ENV'] = @config.environment
-      app = load_app
+      if @config.workers != 1
+        require 'hyperion/cluster'
+        return Cluster.new(@config, logger: @logger, launcher: self).run
+      end
+
+      run_single
+    end
+
+    # The Rack application of the configured rackup, or the welcome app when there is none; in
+    # development inside Rack::Lint, as under Puma, so SPEC violations show up while writing the
+    # app rather than in production. Loading the app also registers what belongs to it: the
+    # request hooks of the config file and the page cache (so in cluster mode they live wherever
+    # the app is loaded: the master before fork with preload_app, else each worker).
+    def load_app
+      app =
+        if check_app == :welcome
+          @logger.info("no rackup given and no #{@config.rackup} in #{Dir.pwd}: serving the built-in welcome app")
+          require 'hyperion/welcome_app'
+          WelcomeApp.new
+        else
+          require 'rack'
+          Rack::Builder.parse_file(@config.rackup)
+        end
       register_request_hooks
       preload_static
+      return app unless @config.environment == 'development'
+
+      require 'rack/lint'
+      Rack::Lint.new(app)
+    end
+
+    # Checks there is an app to load without loading it: :rackup, :welcome, or ConfigError.
+    def check_app
+      return :rackup if File.exist?(@config.rackup)
+      return :welcome if @config.source(:rackup) == :default
+
+      raise ConfigError, "rackup file not found: #{@config.rackup}"
+    end
+
+    private
+
+    def run_single
+      hooks = @config.hooks.select { |name, blocks| Config::HOOKS.include?(name) && !blocks.empty? }.keys
+      unless hooks.empty?
+        @logger.warn("#{hooks.join(', ')} hooks run in cluster mode only (workers other than 1); ignoring them")
+      end
+      app = load_app
       server = Server.new(app, config: @config, logger: @logger)
       install_traps(server)
       begin
@@ -31,8 +77,6 @@ module Hyperion
       @logger.info('stopped')
       0
     end
-
-    private
 
     def register_request_hooks
       Array(@config.hooks[:on_request_start]).each { |hook| Server.on_request_start(&hook) }
@@ -61,30 +105,6 @@ module Hyperion
 
       dir = File.join(::Rails.public_path.to_s, 'assets')
       File.directory?(dir) ? [{ dir: dir, mount: '/assets/', immutable: true }] : []
-    end
-
-    # In development the app runs inside Rack::Lint, as under Puma, so SPEC violations show
-    # up while writing the app rather than in production.
-    def load_app
-      app = load_rackup
-      return app unless @config.environment == 'development'
-
-      require 'rack/lint'
-      Rack::Lint.new(app)
-    end
-
-    def load_rackup
-      path = @config.rackup
-      if File.exist?(path)
-        require 'rack'
-        Rack::Builder.parse_file(path)
-      elsif @config.source(:rackup) == :default
-        @logger.info("no rackup given and no #{path} in #{Dir.pwd}: serving the built-in welcome app")
-        require 'hyperion/welcome_app'
-        WelcomeApp.new
-      else
-        raise ConfigError, "rackup file not found: #{path}"
-      end
     end
 
     # The first TERM/INT stops gracefully; a second one while draining exits at once.

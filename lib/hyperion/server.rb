@@ -11,10 +11,13 @@ module Hyperion
 
     attr_reader :config, :app
 
-    def initialize(app, config:, logger:)
+    # `listeners`: engine listener entries to use instead of config.listener, e.g.
+    # [["fd", socket.fileno]] for a socket a cluster worker inherited.
+    def initialize(app, config:, logger:, listeners: nil)
       @app = app
       @config = config
       @logger = logger
+      @listeners = listeners
       @engine = nil
       @threads = []
     end
@@ -70,7 +73,7 @@ module Hyperion
     def engine_options
       kind, *where = @config.listener
       {
-        listeners: [[kind.to_s, *where]],
+        listeners: @listeners || [[kind.to_s, *where]],
         idle_keepalive: @config.idle_keepalive.to_f,
         graceful_timeout: @config.graceful_timeout.to_f,
         request_read_timeout: @config.max_request_read_seconds.to_f,
@@ -94,7 +97,7 @@ module Hyperion
         'SERVER_SOFTWARE' => "Hyperion/#{VERSION}",
         'rack.errors' => $stderr,
         'rack.multithread' => @config.threads > 1,
-        'rack.multiprocess' => false,
+        'rack.multiprocess' => @config.workers != 1,
         'rack.run_once' => false,
         'rack.hijack?' => true
       }.freeze

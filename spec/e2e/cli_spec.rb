@@ -184,12 +184,6 @@ RSpec.describe 'bin/hyperion command line' do
   end
 
   describe 'refusing to start' do
-    it 'exits non-zero with a clear message for -w 2' do
-      status, log = failed_start('-w', '2', fixture('e2e_app.ru'))
-      expect(status.exitstatus).not_to eq(0)
-      expect(log).to include('cluster mode').and include('-w 1')
-    end
-
     it 'exits non-zero naming the file and line of an unknown config setting' do
       write('config/hyperion.rb', "threads 2\nprot 3000\n")
       write('config.ru', "run ->(_env) { [200, {}, ['x']] }\n")

@@ -10,8 +10,19 @@ use crate::routes::RouteTable;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ListenSpec {
-    Tcp { host: String, port: u16 },
-    Unix { path: PathBuf },
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    Unix {
+        path: PathBuf,
+    },
+    /// A stream socket that is already bound and listening (TCP or Unix), e.g. inherited from
+    /// a cluster master. The engine accepts on its own duplicate of `fd` and closes only that;
+    /// the caller keeps `fd`, and a Unix socket's file is left in place on stop.
+    Fd {
+        fd: i32,
+    },
 }
 
 #[derive(Clone, Debug)]

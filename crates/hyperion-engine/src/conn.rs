@@ -31,6 +31,11 @@ const READ_CHUNK: usize = 4096;
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 256 * 1024;
 
+/// While the engine stops, how long an idle connection still waits for a request the client
+/// may already have sent (it cannot know we are stopping) before closing: closing under it
+/// would lose that request, answering it with `connection: close` does not.
+const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
+
 /// How much already-waiting response data is gathered into one write.
 const COALESCE_LIMIT: usize = 256 * 1024;
 
@@ -307,20 +312,20 @@ impl<S: Socket> Connection<S> {
                 }
             }
             let idle = self.buf.is_empty();
-            if idle && *phase.borrow_and_update() != Phase::Running {
-                return Ok(Outcome::Close);
-            }
-            let wait_until = match deadline {
-                Some(d) => d,
-                None => Instant::now() + self.shared.config.idle_keepalive,
+            let draining = *phase.borrow_and_update() != Phase::Running;
+            let idle_limit = if draining {
+                DRAIN_IDLE_GRACE.min(self.shared.config.idle_keepalive)
+            } else {
+                self.shared.config.idle_keepalive
             };
+            let wait_until = deadline.unwrap_or_else(|| Instant::now() + idle_limit);
             if idle {
                 // Wait for the next request without holding a read buffer: 10,000 idle
                 // keep-alive connections should cost no more than their sockets.
                 tokio::select! {
                     r = self.io.readable() => r?,
                     _ = sleep_until(wait_until) => return Ok(Outcome::Close),
-                    _ = phase.changed() => return Ok(Outcome::Close),
+                    _ = phase.changed(), if !draining => continue,
                 }
             }
             tokio::select! {
@@ -335,7 +340,7 @@ impl<S: Socket> Connection<S> {
                     }
                     return self.timed_out().await;
                 }
-                _ = phase.changed(), if idle => return Ok(Outcome::Close),
+                _ = phase.changed(), if idle && !draining => continue,
             }
         };
         let head_bytes = self.buf.split_to(head_len).freeze();

@@ -255,6 +255,9 @@ type AcceptLoop = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>
 trait Acceptor: Send + 'static {
     type Stream: crate::conn::Socket;
     fn accept(&self) -> impl std::future::Future<Output = io::Result<(Self::Stream, Peer)>> + Send;
+    /// Accepts, without waiting, up to `limit` connections already queued, and closes the
+    /// listener.
+    fn take_queued(self, limit: usize) -> Vec<(Self::Stream, Peer)>;
 }
 
 impl Acceptor for tokio::net::TcpListener {
@@ -265,6 +268,21 @@ impl Acceptor for tokio::net::TcpListener {
         let _ = stream.set_nodelay(true);
         Ok((stream, Peer::Tcp(peer)))
     }
+
+    fn take_queued(self, limit: usize) -> Vec<(Self::Stream, Peer)> {
+        let Ok(listener) = self.into_std() else {
+            return Vec::new();
+        };
+        accept_queued(limit, || listener.accept())
+            .into_iter()
+            .filter_map(|(stream, peer)| {
+                stream.set_nonblocking(true).ok()?;
+                let _ = stream.set_nodelay(true);
+                let stream = tokio::net::TcpStream::from_std(stream).ok()?;
+                Some((stream, Peer::Tcp(peer)))
+            })
+            .collect()
+    }
 }
 
 impl Acceptor for tokio::net::UnixListener {
@@ -273,9 +291,44 @@ impl Acceptor for tokio::net::UnixListener {
         let (stream, _) = tokio::net::UnixListener::accept(self).await?;
         Ok((stream, Peer::Unix))
     }
+
+    fn take_queued(self, limit: usize) -> Vec<(Self::Stream, Peer)> {
+        let Ok(listener) = self.into_std() else {
+            return Vec::new();
+        };
+        accept_queued(limit, || listener.accept())
+            .into_iter()
+            .filter_map(|(stream, _)| {
+                stream.set_nonblocking(true).ok()?;
+                let stream = tokio::net::UnixStream::from_std(stream).ok()?;
+                Some((stream, Peer::Unix))
+            })
+            .collect()
+    }
 }
 
-/// Accepts until the engine leaves `Phase::Running`; the listener is dropped (closed) on return.
+/// Calls a non-blocking `accept` until the queue is empty (or `limit` connections).
+fn accept_queued<T>(limit: usize, mut accept: impl FnMut() -> io::Result<T>) -> Vec<T> {
+    let mut accepted = Vec::new();
+    while accepted.len() < limit {
+        match accept() {
+            Ok(conn) => accepted.push(conn),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ECONNABORTED) | Some(libc::EINTR)
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    accepted
+}
+
+/// Accepts until the engine leaves `Phase::Running`, then takes the connections already queued
+/// before the listener is dropped (closed): closing a listening socket resets whatever waits
+/// in its queue, and when no other process holds the socket (single mode, a cluster slot
+/// being removed) nobody else would accept them. They are served like any connection of a
+/// stopping engine: one request, answered with `connection: close`.
 async fn accept_loop<A: Acceptor>(listener: A, shared: Arc<Shared>, info: Arc<ListenerInfo>) {
     let mut phase = shared.phase.subscribe();
     while *phase.borrow_and_update() == Phase::Running {
@@ -286,6 +339,10 @@ async fn accept_loop<A: Acceptor>(listener: A, shared: Arc<Shared>, info: Arc<Li
             },
             _ = phase.changed() => {}
         }
+    }
+    let limit = usize::try_from(shared.config.listen_backlog).unwrap_or(0);
+    for (stream, peer) in listener.take_queued(limit) {
+        spawn_connection(stream, peer, &shared, &info);
     }
 }
 
@@ -304,8 +361,12 @@ fn register(listener: BoundListener, shared: &Arc<Shared>) -> io::Result<AcceptL
             });
             Ok(Box::pin(accept_loop(listener, shared, info)))
         }
-        BoundListener::Unix(std_listener, path) => {
-            let listener = tokio::net::UnixListener::from_std(std_listener)?;
+        BoundListener::Unix {
+            listener,
+            path,
+            remove_on_close,
+        } => {
+            let listener = tokio::net::UnixListener::from_std(listener)?;
             let info = Arc::new(ListenerInfo {
                 server_name: "localhost".into(),
                 server_port: 0,
@@ -313,7 +374,9 @@ fn register(listener: BoundListener, shared: &Arc<Shared>) -> io::Result<AcceptL
             });
             Ok(Box::pin(async move {
                 accept_loop(listener, shared, info).await;
-                let _ = std::fs::remove_file(&path);
+                if remove_on_close {
+                    let _ = std::fs::remove_file(&path);
+                }
             }))
         }
     }
@@ -386,4 +449,20 @@ fn raise_open_files_limit() {
 #[cfg(test)]
 pub(crate) fn test_shared() -> Arc<Shared> {
     Shared::new(EngineConfig::default())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn accept_queued_takes_what_waits_up_to_the_limit() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _clients: Vec<_> = (0..3)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        assert_eq!(super::accept_queued(2, || listener.accept()).len(), 2);
+        assert_eq!(super::accept_queued(10, || listener.accept()).len(), 1);
+        assert!(super::accept_queued(10, || listener.accept()).is_empty());
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -12,7 +13,12 @@ use crate::config::ListenSpec;
 /// caller's thread and errors reported synchronously).
 pub enum BoundListener {
     Tcp(std::net::TcpListener, SocketAddr),
-    Unix(std::os::unix::net::UnixListener, PathBuf),
+    /// `remove_on_close`: the engine created the socket file, so it removes it when it stops.
+    Unix {
+        listener: std::os::unix::net::UnixListener,
+        path: PathBuf,
+        remove_on_close: bool,
+    },
 }
 
 impl BoundListener {
@@ -46,15 +52,63 @@ impl BoundListener {
                 socket.set_nonblocking(true)?;
                 socket.bind(&socket2::SockAddr::unix(path)?)?;
                 socket.listen(backlog)?;
-                Ok(BoundListener::Unix(socket.into(), path.clone()))
+                Ok(BoundListener::Unix {
+                    listener: socket.into(),
+                    path: path.clone(),
+                    remove_on_close: true,
+                })
             }
+            ListenSpec::Fd { fd } => Self::from_fd(*fd),
+        }
+    }
+
+    /// Adopts a duplicate of a listening socket the caller owns.
+    fn from_fd(fd: RawFd) -> io::Result<Self> {
+        // SAFETY: fcntl only reads its integer arguments; an invalid `fd` fails with EBADF.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `dup` is a descriptor this call just created and nothing else owns.
+        let socket = Socket::from(unsafe { OwnedFd::from_raw_fd(dup) });
+        let not_listening = || {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("descriptor {fd} is not a listening stream socket"),
+            )
+        };
+        if socket.r#type()? != Type::STREAM {
+            return Err(not_listening());
+        }
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        if !socket.is_listener()? {
+            return Err(not_listening());
+        }
+        // O_NONBLOCK belongs to the open file, so this also affects the caller's descriptor
+        // (and other processes sharing it), which only ever accept without blocking too.
+        socket.set_nonblocking(true)?;
+        let local = socket.local_addr()?;
+        if let Some(addr) = local.as_socket() {
+            Ok(BoundListener::Tcp(socket.into(), addr))
+        } else if local.is_unix() {
+            let path = local
+                .as_pathname()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            Ok(BoundListener::Unix {
+                listener: socket.into(),
+                path,
+                remove_on_close: false,
+            })
+        } else {
+            Err(not_listening())
         }
     }
 
     pub fn local_port(&self) -> Option<u16> {
         match self {
             BoundListener::Tcp(_, addr) => Some(addr.port()),
-            BoundListener::Unix(..) => None,
+            BoundListener::Unix { .. } => None,
         }
     }
 
@@ -62,7 +116,7 @@ impl BoundListener {
         match self {
             BoundListener::Tcp(_, SocketAddr::V6(a)) => format!("http://[{}]:{}", a.ip(), a.port()),
             BoundListener::Tcp(_, a) => format!("http://{a}"),
-            BoundListener::Unix(_, p) => format!("unix://{}", p.display()),
+            BoundListener::Unix { path, .. } => format!("unix://{}", path.display()),
         }
     }
 }

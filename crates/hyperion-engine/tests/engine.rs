@@ -250,6 +250,26 @@ fn graceful_stop_finishes_in_flight_requests_and_refuses_new_connections() {
 }
 
 #[test]
+fn request_arriving_on_an_idle_connection_while_stopping_is_answered_then_closed() {
+    let (engine, port) = start(EngineConfig::default(), 1, echo);
+    let mut s = connect(port);
+    s.write_all(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_responses(&mut s, 1), vec![(200, "GET /first ".into())]);
+    // The client cannot know the server is stopping: its next request may already be on the
+    // wire. It is answered (with connection: close), not cut off.
+    engine.stop();
+    s.write_all(b"GET /second HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert!(all.starts_with("HTTP/1.1 200 "), "{all}");
+    assert!(all.contains("connection: close\r\n"), "{all}");
+    assert!(all.ends_with("GET /second "), "{all}");
+    assert!(engine.wait_stopped(&WaitToken::new(), Some(Duration::from_secs(10))));
+}
+
+#[test]
 fn graceful_timeout_cuts_requests_that_take_too_long() {
     fn stuck(ex: &mut Exchange) {
         thread::sleep(Duration::from_secs(3));
@@ -615,4 +635,101 @@ fn static_routes_are_answered_by_the_io_thread_and_handlers_are_tagged() {
         read_responses(&mut s, 2),
         vec![(200, "handler 3".to_string()), (200, "rack".to_string())]
     );
+}
+
+/// Application threads for an engine started by hand.
+fn serve_echo(engine: &Engine) {
+    let queue = engine.queue().clone();
+    thread::spawn(move || {
+        let token = WaitToken::new();
+        while let Pop::Exchange(mut ex) = queue.pop(&token, None) {
+            echo(&mut ex);
+        }
+    });
+}
+
+#[test]
+fn listening_descriptor_is_served_and_left_to_its_owner() {
+    use std::os::fd::AsRawFd;
+    let owner = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = owner.local_addr().unwrap().port();
+    let engine = Engine::start(
+        EngineConfig::default(),
+        &[ListenSpec::Fd {
+            fd: owner.as_raw_fd(),
+        }],
+    )
+    .unwrap();
+    assert_eq!(engine.ports(), &[port]);
+    assert_eq!(engine.addresses(), &[format!("http://127.0.0.1:{port}")]);
+    serve_echo(&engine);
+
+    let mut s = connect(port);
+    s.write_all(b"GET /fd HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert!(
+        all.starts_with("HTTP/1.1 200 ") && all.ends_with("GET /fd "),
+        "{all}"
+    );
+
+    engine.stop();
+    assert!(engine.wait_stopped(&WaitToken::new(), Some(Duration::from_secs(10))));
+    // The engine closed only its duplicate: the owner's socket still queues connections.
+    let _queued = connect(port);
+    let (_accepted, _) = owner.accept().unwrap();
+}
+
+#[test]
+fn listening_unix_descriptor_keeps_its_socket_file() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let dir = std::env::temp_dir().join(format!("hyperion-engine-fd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.sock");
+    let owner = UnixListener::bind(&path).unwrap();
+    let engine = Engine::start(
+        EngineConfig::default(),
+        &[ListenSpec::Fd {
+            fd: owner.as_raw_fd(),
+        }],
+    )
+    .unwrap();
+    assert_eq!(engine.addresses(), &[format!("unix://{}", path.display())]);
+    serve_echo(&engine);
+
+    let mut s = UnixStream::connect(&path).unwrap();
+    s.write_all(b"GET /unix-fd HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert!(all.ends_with("GET /unix-fd "), "{all}");
+
+    engine.stop();
+    assert!(engine.wait_stopped(&WaitToken::new(), Some(Duration::from_secs(10))));
+    assert!(path.exists(), "the owner's socket file stays");
+    drop(owner);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn descriptor_that_is_not_a_listening_socket_is_refused() {
+    use std::os::fd::AsRawFd;
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let unlistened =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let mut fds = vec![-1, udp.as_raw_fd()];
+    if cfg!(target_os = "linux") {
+        fds.push(unlistened.as_raw_fd());
+    }
+    for fd in fds {
+        let err = Engine::start(EngineConfig::default(), &[ListenSpec::Fd { fd }])
+            .err()
+            .unwrap_or_else(|| panic!("descriptor {fd} accepted"));
+        assert!(
+            err.kind() == std::io::ErrorKind::InvalidInput || err.raw_os_error().is_some(),
+            "{err}"
+        );
+    }
 }

@@ -71,7 +71,9 @@ fn seconds(ruby: &Ruby, opts: RHash, name: &str) -> Result<Option<Duration>, Err
 }
 
 impl RbEngine {
-    /// `Engine.start(listeners: [["tcp", host, port] | ["unix", path]], idle_keepalive:, ...)`
+    /// `Engine.start(listeners: [["tcp", host, port] | ["unix", path] | ["fd", fd]],
+    /// idle_keepalive:, ...)`; `["fd", fd]` is an already listening socket (the engine
+    /// accepts on a duplicate, the caller keeps `fd`).
     fn start(ruby: &Ruby, opts: RHash) -> Result<Self, Error> {
         guard(ruby, || {
             let mut config = EngineConfig::default();
@@ -141,6 +143,9 @@ impl RbEngine {
                     "unix" => ListenSpec::Unix {
                         path: PathBuf::from(entry.entry::<String>(1)?),
                     },
+                    "fd" => ListenSpec::Fd {
+                        fd: entry.entry(1)?,
+                    },
                     other => {
                         return Err(Error::new(
                             ruby.exception_arg_error(),
@@ -155,6 +160,7 @@ impl RbEngine {
                     .map(|s| match s {
                         ListenSpec::Tcp { host, port } => format!("{host}:{port}"),
                         ListenSpec::Unix { path } => format!("unix://{}", path.display()),
+                        ListenSpec::Fd { fd } => format!("descriptor {fd}"),
                     })
                     .collect();
                 Error::new(
