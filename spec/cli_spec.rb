@@ -30,10 +30,12 @@ RSpec.describe Hyperion::CLI do
     it 'maps every flag to its setting' do
       config = cli('-b', '0.0.0.0', '-p', '3000', '-t', '0', '-w', '1', '-e', 'production',
                    '--idle-keepalive', '2.5', '--graceful-timeout', '10', '--log-level', 'debug',
-                   '--max-body-bytes', '1024', '--max-header-bytes', '2048', 'app.ru').parse
+                   '--max-body-bytes', '1024', '--max-header-bytes', '2048', '--max-request-read-seconds', '1.5',
+                   'app.ru').parse
       expect(config.to_h).to eq(
         bind: '0.0.0.0', port: 3000, threads: 0, workers: 1, environment: 'production', rackup: 'app.ru',
-        idle_keepalive: 2.5, graceful_timeout: 10, log_level: :debug, max_body_bytes: 1024, max_header_bytes: 2048
+        idle_keepalive: 2.5, graceful_timeout: 10, log_level: :debug, max_body_bytes: 1024, max_header_bytes: 2048,
+        max_request_read_seconds: 1.5
       )
       expect(config.to_h.keys.map { |name| config.source(name) }.uniq).to eq([:cli])
     end
@@ -110,7 +112,8 @@ RSpec.describe Hyperion::CLI do
         help = stdout.string
         expect(help).to start_with('Usage: hyperion [options] [rackup]')
         %w[-b --bind -p --port -t --threads -w --workers -C --config -e --environment --idle-keepalive
-           --graceful-timeout --log-level --max-body-bytes --max-header-bytes -v --version -h --help].each do |option|
+           --graceful-timeout --log-level --max-body-bytes --max-header-bytes --max-request-read-seconds
+           -v --version -h --help].each do |option|
           expect(help).to match(/(^|\s)#{Regexp.escape(option)}\b/), option
         end
         ['(default: 127.0.0.1)', '(default: 9292)', '(default: 5)', '(default: 1)', '(default: development)',

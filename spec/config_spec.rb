@@ -34,7 +34,7 @@ RSpec.describe Hyperion::Config do
       expect(config.to_h).to eq(
         bind: '127.0.0.1', port: 9292, threads: 5, workers: 1, environment: 'development',
         rackup: 'config.ru', idle_keepalive: 5, graceful_timeout: 30, log_level: :info,
-        max_body_bytes: 1_073_741_824, max_header_bytes: 65_536
+        max_body_bytes: 1_073_741_824, max_header_bytes: 65_536, max_request_read_seconds: 30
       )
     end
 
@@ -317,10 +317,12 @@ RSpec.describe Hyperion::Config do
         log_level 'error'
         max_body_bytes 1024
         max_header_bytes 4096
+        max_request_read_seconds 2.5
       RUBY
       expect(resolve.to_h).to eq(
         bind: '0.0.0.0', port: 3001, threads: 10, workers: 1, environment: 'production', rackup: 'app.ru',
-        idle_keepalive: 2.5, graceful_timeout: 0, log_level: :error, max_body_bytes: 1024, max_header_bytes: 4096
+        idle_keepalive: 2.5, graceful_timeout: 0, log_level: :error, max_body_bytes: 1024, max_header_bytes: 4096,
+        max_request_read_seconds: 2.5
       )
     end
 

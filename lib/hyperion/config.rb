@@ -133,6 +133,7 @@ module Hyperion
     setting :log_level, :info, symbol_type(Logger::LEVELS.keys), 'Minimum log level: debug, info, warn, error or fatal.', arg: 'LEVEL'
     setting :max_body_bytes, 1_073_741_824, integer_type(min: 1), 'Largest request body accepted, in bytes (1073741824 = 1 GiB).', arg: 'N'
     setting :max_header_bytes, 65_536, integer_type(min: 1), 'Largest request head (request line + headers) accepted, in bytes.', arg: 'N'
+    setting :max_request_read_seconds, 30, seconds_type(min: 0, exclusive: true), 'Seconds a client gets to send a request head (from its first byte), and the longest pause allowed while it sends a body; then 408.', arg: 'SECONDS'
 
     @settings.freeze
 

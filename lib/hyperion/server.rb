@@ -73,6 +73,7 @@ module Hyperion
         graceful_timeout: @config.graceful_timeout.to_f,
         max_body_bytes: @config.max_body_bytes,
         max_header_bytes: @config.max_header_bytes,
+        request_read_timeout: @config.max_request_read_seconds.to_f,
         stop_notify_fd: @stopped_writer.fileno
       }
     end
