@@ -234,7 +234,13 @@ impl ChunkedDecoder {
                     let rest = &input[i..];
                     let (take, next) = match memchr::memchr2(b'\r', b'\n', rest) {
                         None => (rest.len(), None),
-                        Some(j) if rest[j] == b'\n' => return Err(K::BareLineEnding),
+                        Some(j) if rest[j] == b'\n' => {
+                            // The bytes before the LF count first, as they would had they
+                            // arrived in an earlier read: the verdict must not depend on
+                            // how the input was split.
+                            self.count_trailer(j)?;
+                            return Err(K::BareLineEnding);
+                        }
                         Some(j) => (j, Some(State::TrailerLf)),
                     };
                     let consumed = take + usize::from(next.is_some());

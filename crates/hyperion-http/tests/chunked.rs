@@ -254,6 +254,28 @@ fn trailer_rejections() {
     }
 }
 
+/// A trailer line that is already over the limit when its bare LF arrives is refused as too
+/// large whether the LF comes in the same read or a later one (found by the split property).
+#[test]
+fn oversized_trailer_line_ending_in_bare_lf_is_too_large_however_split() {
+    let limits = Limits {
+        max_trailer_bytes: 16,
+        ..Limits::default()
+    };
+    let input = b"0\r\nX: 0123456789abcdef\n\r\n";
+    let (r, _, _) = decode_with(input, &limits);
+    assert_eq!(r.unwrap_err().kind, ParseErrorKind::TrailersTooLarge);
+    let lf = input.iter().rposition(|&b| b == b'\n').unwrap() - 2;
+    let mut d = ChunkedDecoder::new(&limits);
+    let mut out = Vec::new();
+    let first = d.decode(&input[..lf], &mut out);
+    let r = first.and_then(|_| d.decode(&input[lf..], &mut out));
+    assert_eq!(r.unwrap_err().kind, ParseErrorKind::TrailersTooLarge);
+    // Under the limit, the bare LF is what is wrong.
+    let (r, _, _) = decode_with(b"0\r\nX: 0\n\r\n", &limits);
+    assert_eq!(r.unwrap_err().kind, ParseErrorKind::BareLineEnding);
+}
+
 #[test]
 fn framing_trailers_dropped() {
     let input = b"0\r\nContent-Length: 5\r\ntransfer-encoding: chunked\r\nHost: evil\r\nProxy-Foo: 1\r\nX-Keep: yes\r\n\r\n";

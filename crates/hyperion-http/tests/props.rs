@@ -182,6 +182,233 @@ fn trim(s: &str) -> &str {
     s.trim_matches(|c| c == ' ' || c == '\t')
 }
 
+fn small_limits() -> Limits {
+    Limits {
+        max_head_bytes: 64,
+        max_headers: 3,
+        max_uri_bytes: 16,
+        max_body_bytes: 100,
+        max_chunk_ext_bytes: 8,
+        max_trailer_bytes: 32,
+    }
+}
+
+/// Random request heads: lines that are mostly well-formed, with junk lines, wrong line endings
+/// and stray bytes mixed in, so that random input reaches every state of the parser (including
+/// Complete) rather than failing on the first byte.
+fn http_ish_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let fragment = prop_oneof![
+        Just(b"GET".to_vec()),
+        Just(b"/".to_vec()),
+        Just(b"http://h:80/p".to_vec()),
+        Just(b"*".to_vec()),
+        Just(b"HTTP/1.1".to_vec()),
+        Just(b"HTTP/2".to_vec()),
+        Just(b" ".to_vec()),
+        Just(b"\t".to_vec()),
+        Just(b":".to_vec()),
+        Just(b"\r".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b"Host".to_vec()),
+        Just(b"Content-Length".to_vec()),
+        Just(b"Transfer-Encoding".to_vec()),
+        Just(b"chunked".to_vec()),
+        Just(b",".to_vec()),
+        "[A-Za-z0-9_-]{1,8}".prop_map(String::into_bytes),
+        proptest::collection::vec(any::<u8>(), 1..4),
+    ];
+    let junk_line = proptest::collection::vec(fragment, 0..6).prop_map(|v| v.concat());
+    let request_line = prop_oneof![
+        6 => prop::sample::select(vec![
+            &b"GET / HTTP/1.1"[..],
+            b"POST /a?b=c HTTP/1.1",
+            b"GET http://h:80/p?q HTTP/1.1",
+            b"OPTIONS * HTTP/1.1",
+            b"GET / HTTP/1.0",
+            b"PUT /xxxxxxxxxxxxxxxxxxxx HTTP/1.1",
+        ])
+        .prop_map(<[u8]>::to_vec),
+        1 => junk_line.clone(),
+    ];
+    let header_line = prop_oneof![
+        6 => prop::sample::select(vec![
+            &b"Host: h"[..],
+            b"Host: h:8080",
+            b"Content-Length: 5",
+            b"Content-Length: 500",
+            b"Content-Length: 5, 5",
+            b"Transfer-Encoding: chunked",
+            b"Transfer-Encoding: gzip, chunked",
+            b"Connection: close",
+            b"Connection: keep-alive, Upgrade",
+            b"Upgrade: websocket",
+            b"Expect: 100-continue",
+            b"Content-Type: text/plain",
+            b"X-A: b",
+            b"X-A:",
+            b"X-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ])
+        .prop_map(<[u8]>::to_vec),
+        1 => junk_line,
+    ];
+    let ending = line_ending();
+    (
+        0usize..2,
+        request_line,
+        prop::bool::weighted(0.8),
+        ending.clone(),
+        proptest::collection::vec((header_line, ending.clone()), 0..8),
+        ending,
+        proptest::collection::vec(any::<u8>(), 0..8),
+    )
+        .prop_map(|(empty_lines, line, host, end, headers, last, tail)| {
+            let mut out = b"\r\n".repeat(empty_lines);
+            out.extend_from_slice(&line);
+            out.extend_from_slice(end);
+            if host {
+                out.extend_from_slice(b"Host: h\r\n");
+            }
+            for (h, e) in headers {
+                out.extend_from_slice(&h);
+                out.extend_from_slice(e);
+            }
+            out.extend_from_slice(last);
+            out.extend_from_slice(&tail);
+            out
+        })
+}
+
+/// Mostly CRLF, sometimes a bare LF, a bare CR or nothing.
+fn line_ending() -> impl Strategy<Value = &'static [u8]> + Clone {
+    prop_oneof![
+        40 => Just(&b"\r\n"[..]),
+        1 => Just(&b"\n"[..]),
+        1 => Just(&b"\r"[..]),
+        1 => Just(&b""[..]),
+    ]
+}
+
+/// Random chunked bodies: chunks whose size mostly matches their data, with junk sizes,
+/// extensions, trailers, wrong line endings and stray bytes mixed in.
+fn chunk_ish_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let fragment = prop_oneof![
+        Just(b"0".to_vec()),
+        Just(b"5".to_vec()),
+        Just(b"a".to_vec()),
+        Just(b"F".to_vec()),
+        Just(b"20".to_vec()),
+        Just(b"\r\n".to_vec()),
+        Just(b"\r".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b";".to_vec()),
+        Just(b"=".to_vec()),
+        Just(b"\"".to_vec()),
+        Just(b"\\".to_vec()),
+        Just(b" ".to_vec()),
+        Just(b"\t".to_vec()),
+        Just(b":".to_vec()),
+        Just(b"ext".to_vec()),
+        Just(b"GET / HTTP/1.1".to_vec()),
+        proptest::collection::vec(any::<u8>(), 1..4),
+    ];
+    let junk = proptest::collection::vec(fragment, 0..4).prop_map(|v| v.concat());
+    let ext = prop_oneof![
+        6 => Just(Vec::new()),
+        2 => prop::sample::select(vec![
+            &b";a"[..],
+            b";a=b",
+            b" ; a = \"q\\\"x\" ;b",
+            b";a=",
+            b";aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ])
+        .prop_map(<[u8]>::to_vec),
+        1 => junk.clone(),
+    ];
+    // None: the data's true length, in hex.
+    let size = prop_oneof![8 => Just(None), 1 => junk.clone().prop_map(Some)];
+    let chunk = (
+        size,
+        any::<bool>(),
+        ext.clone(),
+        line_ending(),
+        proptest::collection::vec(any::<u8>(), 1..40),
+        line_ending(),
+    );
+    let trailer = prop_oneof![
+        3 => prop::sample::select(vec![&b"X-T: v"[..], b"Content-Length: 5", b"X-Empty:", b"Host: h"])
+            .prop_map(<[u8]>::to_vec),
+        1 => junk,
+    ];
+    (
+        proptest::collection::vec(chunk, 0..5),
+        ext,
+        line_ending(),
+        proptest::collection::vec((trailer, line_ending()), 0..3),
+        line_ending(),
+        proptest::collection::vec(any::<u8>(), 0..8),
+    )
+        .prop_map(|(chunks, last_ext, last_end, trailers, end, tail)| {
+            let mut out = Vec::new();
+            for (size, upper, ext, size_end, data, data_end) in chunks {
+                match size {
+                    Some(junk) => out.extend_from_slice(&junk),
+                    None if upper => out.extend_from_slice(format!("{:X}", data.len()).as_bytes()),
+                    None => out.extend_from_slice(format!("{:x}", data.len()).as_bytes()),
+                }
+                out.extend_from_slice(&ext);
+                out.extend_from_slice(size_end);
+                out.extend_from_slice(&data);
+                out.extend_from_slice(data_end);
+            }
+            out.push(b'0');
+            out.extend_from_slice(&last_ext);
+            out.extend_from_slice(last_end);
+            for (t, e) in trailers {
+                out.extend_from_slice(&t);
+                out.extend_from_slice(e);
+            }
+            out.extend_from_slice(end);
+            out.extend_from_slice(&tail);
+            out
+        })
+}
+
+/// Outcome of feeding a decoder: the error, or (consumed, done), plus the decoded bytes.
+type Decoded = (Result<(usize, bool), ParseError>, Vec<u8>);
+
+/// Feeds `bytes` to a fresh decoder in the pieces given by `cuts`, the way the engine does:
+/// contiguous pieces, stopping once the body is complete.
+fn decode_in_pieces(bytes: &[u8], cuts: &[usize], limits: &Limits) -> Decoded {
+    let mut points: Vec<usize> = cuts.to_vec();
+    points.push(bytes.len());
+    points.sort_unstable();
+    let mut d = ChunkedDecoder::new(limits);
+    let mut out = Vec::new();
+    let mut pos = 0;
+    for p in points {
+        if p < pos {
+            continue;
+        }
+        match d.decode(&bytes[pos..p], &mut out) {
+            Err(e) => {
+                // Errors are sticky.
+                assert_eq!(d.decode(b"0\r\n\r\n", &mut out), Err(e));
+                return (Err(e), out);
+            }
+            Ok(n) if d.is_done() => {
+                // Once done, nothing more is consumed.
+                assert_eq!(d.decode(b"0\r\n\r\n", &mut out), Ok(0));
+                assert_eq!(d.body_len(), out.len() as u64);
+                return (Ok((pos + n, true)), out);
+            }
+            Ok(n) => assert_eq!(n, p - pos, "consumed less than given while not done"),
+        }
+        pos = p;
+    }
+    assert_eq!(d.body_len(), out.len() as u64);
+    (Ok((bytes.len(), false)), out)
+}
+
 proptest! {
 
     #[test]
@@ -271,8 +498,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let small = Limits { max_head_bytes: 64, max_headers: 3, max_uri_bytes: 16, max_body_bytes: 100, max_chunk_ext_bytes: 8, max_trailer_bytes: 32 };
-        for limits in [Limits::default(), small] {
+        for limits in [Limits::default(), small_limits()] {
             if let Ok(HeadStatus::Complete { head, len }) = parse_request_head(&bytes, &limits) {
                 prop_assert!(len <= bytes.len());
                 for s in [head.method, head.target, head.path, head.query] {
@@ -323,5 +549,49 @@ proptest! {
                 break;
             }
         }
+    }
+
+    /// Whatever the bytes, the head verdict does not depend on where the input stopped: every prefix is
+    /// either still Partial, or gives exactly the result of the whole input (Complete with the same head,
+    /// or the same error).
+    #[test]
+    fn head_verdict_does_not_depend_on_where_input_stops(bytes in http_ish_bytes()) {
+        for limits in [Limits::default(), small_limits()] {
+            let full = parse_request_head(&bytes, &limits);
+            for k in 0..=bytes.len() {
+                match parse_request_head(&bytes[..k], &limits) {
+                    Ok(HeadStatus::Partial) => {}
+                    other => {
+                        prop_assert_eq!(&other, &full, "prefix {} of {:?}", k, String::from_utf8_lossy(&bytes));
+                        break;
+                    }
+                }
+            }
+            if let Ok(HeadStatus::Complete { head, len }) = &full {
+                prop_assert!(*len <= bytes.len() && *len <= limits.max_head_bytes);
+                prop_assert!(head.target.len() <= limits.max_uri_bytes);
+                prop_assert!(head.headers.len() <= limits.max_headers);
+                if let BodyFraming::Length(n) = head.framing {
+                    prop_assert!(n <= limits.max_body_bytes);
+                }
+            }
+        }
+    }
+
+    /// Whatever the bytes, feeding the chunked decoder in any number of pieces gives what one piece gives,
+    /// and the decoded body never exceeds max_body_bytes.
+    #[test]
+    fn chunked_pieces_agree_with_one_piece(
+        bytes in chunk_ish_bytes(),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..16),
+        small in any::<bool>(),
+    ) {
+        let limits = if small { small_limits() } else { Limits::default() };
+        let cuts: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
+        let (whole, whole_out) = decode_in_pieces(&bytes, &[], &limits);
+        let (pieces, pieces_out) = decode_in_pieces(&bytes, &cuts, &limits);
+        prop_assert_eq!(&pieces, &whole, "{:?} cut at {:?}", String::from_utf8_lossy(&bytes), cuts);
+        prop_assert_eq!(&pieces_out, &whole_out);
+        prop_assert!(whole_out.len() as u64 <= limits.max_body_bytes);
     }
 }

@@ -3,7 +3,9 @@
 use std::sync::OnceLock;
 
 use hyperion_engine::{Body, Exchange, Peer};
-use hyperion_http::{cgi_header_key, is_content_length, is_content_type, split_host, Version};
+use hyperion_http::{
+    cgi_header_key, is_content_length, is_content_type, split_host, TargetForm, Version,
+};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::value::{Lazy, ReprValue};
 use magnus::{Error, Module, RClass, RHash, Ruby, Value};
@@ -155,9 +157,18 @@ pub fn build(ruby: &Ruby, ex: &mut Exchange, template: RHash) -> Result<RHash, E
 
     let mut key = Vec::with_capacity(64);
     let mut saw_length = false;
+    // RFC 9112 3.2.2: with an absolute-form target the authority in the target is the host and
+    // the Host header is ignored, so HTTP_HOST (which Rack::Request reads first) carries it.
+    let absolute = head.target_form == TargetForm::Absolute;
+    if let (true, Some(authority)) = (absolute, head.host) {
+        add_header(env, b"HTTP_HOST", authority.slice(buf));
+    }
     for h in &head.headers {
         let name = h.name.slice(buf);
         let value = h.value.slice(buf);
+        if absolute && name.eq_ignore_ascii_case(b"host") {
+            continue;
+        }
         if is_content_type(name) {
             aset(env, k.content_type, new_str(value));
             continue;
