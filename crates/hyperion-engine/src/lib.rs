@@ -5,8 +5,10 @@
 //! [`ExchangeQueue`]; application threads (Ruby, or any Rust code) pop them, answer through the
 //! exchange's [`Response`], and never touch a socket. Nothing here knows about Ruby.
 
+mod body;
 pub mod config;
 mod conn;
+mod dispatch;
 pub mod engine;
 pub mod exchange;
 pub mod listener;
