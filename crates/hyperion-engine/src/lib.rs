@@ -17,8 +17,10 @@ pub mod queue;
 pub mod response;
 pub mod routes;
 pub mod stats;
+#[cfg(target_os = "linux")]
+mod uring;
 
-pub use config::{EngineConfig, ListenSpec};
+pub use config::{EngineConfig, IoUring, ListenSpec};
 pub use engine::Engine;
 pub use exchange::{Body, Direct, Exchange, ListenerInfo, Peer};
 pub use queue::{ExchangeQueue, Pop, PushError, WaitToken};
