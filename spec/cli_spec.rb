@@ -32,12 +32,12 @@ RSpec.describe Hyperion::CLI do
                    '--idle-keepalive', '2.5', '--graceful-timeout', '10', '--log-level', 'debug',
                    '--max-body-bytes', '1024', '--max-header-bytes', '2048', '--max-headers', '10',
                    '--max-uri-bytes', '100', '--max-request-read-seconds', '2', '--write-timeout', '3',
-                   '--max-pending', '8', '--max-in-memory-body-bytes', '64', 'app.ru').parse
+                   '--max-pending', '8', '--max-in-memory-body-bytes', '64', '--io-uring', 'on', 'app.ru').parse
       expect(config.to_h).to eq(
         bind: '0.0.0.0', port: 3000, threads: 0, workers: 1, environment: 'production', rackup: 'app.ru',
         idle_keepalive: 2.5, graceful_timeout: 10, log_level: :debug, max_body_bytes: 1024, max_header_bytes: 2048,
         max_headers: 10, max_uri_bytes: 100, max_request_read_seconds: 2, write_timeout: 3, max_pending: 8,
-        max_in_memory_body_bytes: 64
+        max_in_memory_body_bytes: 64, io_uring: :on
       )
       expect(config.to_h.keys.map { |name| config.source(name) }.uniq).to eq([:cli])
     end

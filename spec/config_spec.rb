@@ -35,7 +35,8 @@ RSpec.describe Hyperion::Config do
         bind: '127.0.0.1', port: 9292, threads: 5, workers: 1, environment: 'development',
         rackup: 'config.ru', idle_keepalive: 5, graceful_timeout: 30, log_level: :info,
         max_body_bytes: 1_073_741_824, max_header_bytes: 65_536, max_headers: 100, max_uri_bytes: 8192,
-        max_request_read_seconds: 30, write_timeout: 60, max_pending: 4096, max_in_memory_body_bytes: 131_072
+        max_request_read_seconds: 30, write_timeout: 60, max_pending: 4096, max_in_memory_body_bytes: 131_072,
+        io_uring: :off
       )
     end
 
@@ -119,6 +120,15 @@ RSpec.describe Hyperion::Config do
         write_config("environment 'staging'\n")
         expect(resolve(env: { 'RACK_ENV' => 'production' }).environment).to eq('production')
         expect(resolve(cli: { environment: 'test' }, env: { 'RACK_ENV' => 'production' }).environment).to eq('test')
+      end
+    end
+
+    describe 'io_uring' do
+      it 'reads HYPERION_IO_URING and accepts only off, auto and on' do
+        expect(resolve(env: { 'HYPERION_IO_URING' => 'Auto' }).io_uring).to eq(:auto)
+        expect(resolve(cli: { io_uring: 'on' }).io_uring).to eq(:on)
+        expect { resolve(cli: { io_uring: 'sometimes' }) }
+          .to raise_error(Hyperion::ConfigError, /io_uring .*one of off, auto, on/)
       end
     end
 
@@ -324,12 +334,13 @@ RSpec.describe Hyperion::Config do
         write_timeout 9
         max_pending 16
         max_in_memory_body_bytes 0
+        io_uring :auto
       RUBY
       expect(resolve.to_h).to eq(
         bind: '0.0.0.0', port: 3001, threads: 10, workers: 1, environment: 'production', rackup: 'app.ru',
         idle_keepalive: 2.5, graceful_timeout: 0, log_level: :error, max_body_bytes: 1024, max_header_bytes: 4096,
         max_headers: 20, max_uri_bytes: 512, max_request_read_seconds: 1.5, write_timeout: 9, max_pending: 16,
-        max_in_memory_body_bytes: 0
+        max_in_memory_body_bytes: 0, io_uring: :auto
       )
     end
 

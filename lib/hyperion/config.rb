@@ -139,6 +139,7 @@ module Hyperion
     setting :write_timeout, 60, seconds_type(min: 0, exclusive: true), 'Seconds a response write may make no progress before the client is dropped.', arg: 'SECONDS'
     setting :max_pending, 4096, integer_type(min: 1), 'Requests waiting for a free thread before new ones are answered 503 with retry-after.', arg: 'COUNT'
     setting :max_in_memory_body_bytes, 131_072, integer_type(min: 0), 'Request bodies larger than this are stored in an unlinked temp file (in TMPDIR) instead of memory.', arg: 'N'
+    setting :io_uring, :off, symbol_type(%i[off auto on]), 'Connection loop: `off` (epoll), `auto` (io_uring when the kernel supports it, else epoll) or `on` (io_uring, or refuse to start). Linux only; the boot log says which loop runs and why.', arg: 'MODE'
 
     @settings.freeze
 

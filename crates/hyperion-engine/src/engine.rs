@@ -100,9 +100,10 @@ impl Engine {
             Ok(Ok(io_loop)) => io_loop,
             Ok(Err(reason)) => {
                 let _ = thread.join();
-                return Err(io::Error::other(format!(
-                    "io_uring cannot be used: {reason}"
-                )));
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("io_uring cannot be used: {reason}"),
+                ));
             }
             Err(_) => {
                 let _ = thread.join();
