@@ -52,6 +52,7 @@ both_loops!(
     expect_continue_is_answered_before_the_body_is_read,
     stalled_body_gets_408,
     a_client_that_stops_reading_is_dropped_after_write_timeout,
+    a_long_pipeline_is_answered_in_order,
 );
 
 fn with_loop(mode: IoUring) -> EngineConfig {
@@ -736,4 +737,26 @@ fn io_loop_reports_which_loop_runs_and_why() {
         "epoll"
     };
     assert_eq!(name, expected, "{reason}");
+}
+
+fn a_long_pipeline_is_answered_in_order(mode: IoUring) {
+    // Far more than the engine reads ahead while the application answers.
+    let (_engine, port) = start(with_loop(mode), 2, echo);
+    let mut s = connect(port);
+    let count = 3000;
+    let mut pipeline = Vec::new();
+    for i in 0..count {
+        pipeline.extend_from_slice(format!("GET /{i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
+    }
+    let mut writer = s.try_clone().unwrap();
+    let sender = thread::spawn(move || writer.write_all(&pipeline).unwrap());
+    let got = read_responses(&mut s, count);
+    sender.join().unwrap();
+    assert_eq!(got.len(), count);
+    for (i, (status, body)) in got.iter().enumerate() {
+        assert_eq!(
+            (*status, body.as_str()),
+            (200, format!("GET /{i} ").as_str())
+        );
+    }
 }

@@ -88,10 +88,6 @@ impl BufRing {
         Ok(bufs)
     }
 
-    pub(super) fn buf_size(&self) -> u32 {
-        self.buf_size
-    }
-
     /// The first `len` bytes of buffer `bid`, as filled by a completed receive.
     pub(super) fn data(&self, bid: u16, len: usize) -> &[u8] {
         assert!(bid < self.entries && len <= self.buf_size as usize);

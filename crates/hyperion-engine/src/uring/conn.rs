@@ -2,9 +2,14 @@
 //! written as a state machine that runs until it needs the kernel, then submits exactly one
 //! operation and waits for its completion.
 //!
-//! At most one operation per connection is in flight, and a receive is submitted only when a
-//! state needs bytes: like the tokio loop, the engine never reads past a request while the
-//! application is answering it (backpressure, and a hijacked socket loses no bytes).
+//! A connection keeps one multishot receive armed for its whole life, so reading the next
+//! request costs no submission. Besides it, at most one write-side operation (a send or a file
+//! read) is in flight. Bytes that arrive while no state wants them (the application is
+//! answering) wait in the read buffer; past [`PAUSE_BYTES`] the receive is cancelled and armed
+//! again when a state needs bytes, which bounds what a pipelining client can make the engine
+//! hold. Before the socket is handed over (hijack) or closed, the receive is cancelled and its
+//! last completion awaited, so the application gets every byte read ahead and no completion
+//! can reach a reused slot.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::mpsc::SyncSender;
@@ -16,7 +21,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use hyperion_http::{
     parse_request_head, BodyFraming, ChunkedDecoder, HeadStatus, RequestHead, Version,
 };
-use io_uring::{cqueue, opcode, squeue, types};
+use io_uring::{cqueue, opcode, types};
 use tokio::sync::mpsc;
 
 use super::{user_data, Io, FILE_READ, RECV, SEND};
@@ -35,14 +40,15 @@ const FILE_CHUNK: usize = 64 * 1024;
 const OUT_KEEP: usize = 4096;
 /// Largest single send (partial sends continue where they stopped).
 const SEND_MAX: usize = 1 << 30;
+/// Bytes read ahead, while no state wants them, before receiving pauses.
+const PAUSE_BYTES: usize = 64 * 1024;
 
 /// What the loop does with a connection after driving it.
 pub(super) enum Next {
-    /// It waits for a completion or a response message.
+    /// It waits for a completion, bytes or a response message.
     Keep,
-    Close,
-    /// Hand the socket to the application.
-    Hijack(SyncSender<Hijacked>),
+    /// Nothing is in flight any more: release it.
+    End(End),
 }
 
 /// Where a connection is in its request/response cycle.
@@ -94,10 +100,27 @@ struct FileBody {
 
 enum Step {
     Again,
+    /// The state needs more bytes, by this deadline.
+    Read(Instant),
     /// An operation was submitted, or the connection waits for a response message.
     Wait,
+    End(End),
+}
+
+/// How a connection ends, once its receive has completed for the last time.
+pub(super) enum End {
     Close,
+    /// Hand the socket to the application.
     Hijack(SyncSender<Hijacked>),
+}
+
+/// The multishot receive.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Receive {
+    Off,
+    Armed,
+    /// Cancelled; its last completion has not arrived yet.
+    Cancelling,
 }
 
 pub(super) struct Conn {
@@ -112,11 +135,18 @@ pub(super) struct Conn {
     /// A large static body written from its shared buffer after `out`.
     tail: Option<(Arc<StaticResponse>, usize)>,
     notice: Option<WrittenNotice>,
-    /// The operation in flight, if any (its user-data kind).
+    receive: Receive,
+    /// The peer closed its side (or the socket failed): no more bytes will come.
+    eof: bool,
+    /// The state waits for bytes (until `deadline`).
+    reading: bool,
+    /// The write-side operation in flight, if any (its user-data kind).
     op: Option<u8>,
+    /// When the current wait (for bytes, or for `op`) gives up.
     deadline: Option<Instant>,
-    /// The deadline passed and the operation is being cancelled.
+    /// `op`'s deadline passed and it is being cancelled.
     expired: bool,
+    ending: Option<End>,
 }
 
 impl Conn {
@@ -131,36 +161,52 @@ impl Conn {
             sent: 0,
             tail: None,
             notice: None,
+            receive: Receive::Off,
+            eof: false,
+            reading: false,
             op: None,
             deadline: None,
             expired: false,
+            ending: None,
         }
     }
 
-    /// The operation in flight and its deadline, for the timer sweep.
-    pub(super) fn timed_op(&self) -> Option<(u8, Instant)> {
-        match (self.op, self.deadline, self.expired) {
-            (Some(op), Some(deadline), false) => Some((op, deadline)),
-            _ => None,
+    /// What the timer sweep watches: the deadline of the wait for bytes (`None` kind) or of
+    /// the write-side operation.
+    pub(super) fn timed_wait(&self) -> Option<(Option<u8>, Instant)> {
+        let deadline = self.deadline?;
+        if self.ending.is_some() || self.expired {
+            return None;
+        }
+        match self.op {
+            Some(op) => Some((Some(op), deadline)),
+            None if self.reading => Some((None, deadline)),
+            None => None,
         }
     }
 
+    /// The write-side operation's deadline passed: it is being cancelled.
     pub(super) fn expire(&mut self) {
         self.expired = true;
     }
 
     /// Waiting for its next request with nothing read: what a stop closes at once.
     pub(super) fn is_idle(&self) -> bool {
-        matches!(self.state, State::Head { .. }) && self.buf.is_empty() && self.op == Some(RECV)
+        matches!(self.state, State::Head { .. })
+            && self.buf.is_empty()
+            && self.reading
+            && self.ending.is_none()
     }
 
     /// Waiting for a response message with nothing in flight.
     pub(super) fn is_awaiting(&self) -> bool {
-        matches!(self.state, State::Awaiting(_)) && self.op.is_none()
+        matches!(self.state, State::Awaiting(_)) && self.op.is_none() && self.ending.is_none()
     }
 
-    pub(super) fn op(&self) -> Option<u8> {
-        self.op
+    /// The operations in flight (their user-data kinds), to cancel at exit.
+    pub(super) fn ops(&self) -> impl Iterator<Item = u8> {
+        let receive = (self.receive == Receive::Armed).then_some(RECV);
+        receive.into_iter().chain(self.op)
     }
 
     /// The socket, for the application to own, with the bytes read past the request.
@@ -168,7 +214,7 @@ impl Conn {
         (self.fd, self.buf.to_vec())
     }
 
-    /// Handles the completion of this connection's operation, then drives it on.
+    /// Handles a completion of one of this connection's operations, then drives it on.
     pub(super) fn complete(
         &mut self,
         io: &mut Io,
@@ -178,34 +224,16 @@ impl Conn {
         flags: u32,
         waker: &Waker,
     ) -> Next {
+        if kind == RECV {
+            return self.received(io, slot, res, flags, waker);
+        }
         self.op = None;
         let expired = std::mem::take(&mut self.expired);
         match kind {
-            RECV => {
-                if let Some(bid) = cqueue::buffer_select(flags) {
-                    if res > 0 && !expired {
-                        let data = io.bufs.data(bid, res as usize);
-                        self.received(data, io);
-                    }
-                    io.bufs.recycle(bid);
-                }
-                if expired {
-                    return self.timed_out(io, slot, waker, kind);
-                }
-                match res {
-                    0 => return Next::Close,
-                    n if n == -libc::ENOBUFS => {
-                        // Every buffer is in use this instant; try again after the batch.
-                        io.starved.push(slot);
-                        return Next::Keep;
-                    }
-                    n if n < 0 && n != -libc::ECANCELED => return Next::Close,
-                    _ => {}
-                }
-            }
             SEND => {
                 if expired || res <= 0 {
-                    return self.write_failed();
+                    self.write_failed();
+                    return self.end(io, slot, End::Close);
                 }
                 let n = res as usize;
                 if self.sent < self.out.len() {
@@ -216,12 +244,13 @@ impl Conn {
             }
             FILE_READ => {
                 let State::File(file) = &mut self.state else {
-                    return Next::Close;
+                    return self.end(io, slot, End::Close);
                 };
                 if res <= 0 {
                     // The file shrank after its length was announced (or cannot be read):
                     // the response cannot be completed.
-                    return self.write_failed();
+                    self.write_failed();
+                    return self.end(io, slot, End::Close);
                 }
                 // SAFETY: the kernel wrote `res` bytes into the spare capacity of `out`, which
                 // was empty when the read was submitted.
@@ -233,42 +262,99 @@ impl Conn {
         self.advance(io, slot, waker)
     }
 
-    fn received(&mut self, data: &[u8], io: &Io) {
-        match &mut self.state {
-            State::Body(read) => {
-                read.deadline = io.now + io.shared.config.request_read_timeout;
-                self.buf.extend_from_slice(data);
-            }
-            State::Linger { drained, .. } => *drained += data.len(),
-            _ => self.buf.extend_from_slice(data),
+    /// A completion of the multishot receive: bytes, the end of the stream, or the receive's
+    /// own end (cancelled, out of buffers, failed).
+    fn received(&mut self, io: &mut Io, slot: u32, res: i32, flags: u32, waker: &Waker) -> Next {
+        if !cqueue::more(flags) {
+            self.receive = Receive::Off;
         }
+        if let Some(bid) = cqueue::buffer_select(flags) {
+            if res > 0 {
+                let data = io.bufs.data(bid, res as usize);
+                match &mut self.state {
+                    State::Linger { drained, .. } => *drained += data.len(),
+                    State::Body(read) if self.reading => {
+                        // A body may be slow, not stalled: its deadline restarts with each read.
+                        read.deadline = io.now + io.shared.config.request_read_timeout;
+                        self.deadline = Some(read.deadline);
+                        self.buf.extend_from_slice(data);
+                    }
+                    _ => self.buf.extend_from_slice(data),
+                }
+            }
+            io.bufs.recycle(bid);
+        }
+        if res == 0 || (res < 0 && res != -libc::ECANCELED && res != -libc::ENOBUFS) {
+            self.eof = true;
+        }
+        if res == -libc::ENOBUFS && self.reading && self.ending.is_none() {
+            // Every buffer is in use this instant: arm again after the batch.
+            io.starved.push(slot);
+        }
+        if self.ending.is_some() || (self.reading && self.op.is_none()) {
+            return self.advance(io, slot, waker);
+        }
+        if self.receive == Receive::Armed && self.buf.len() >= PAUSE_BYTES {
+            // Nobody wants these bytes yet: stop reading until a state does.
+            self.cancel_receive(io, slot);
+        }
+        Next::Keep
     }
 
-    fn write_failed(&mut self) -> Next {
+    fn write_failed(&mut self) {
         if let Some(notice) = self.notice.take() {
             notice.done(false);
         }
-        Next::Close
     }
 
-    /// A deadline passed while `kind` was in flight.
-    fn timed_out(&mut self, io: &mut Io, slot: u32, waker: &Waker, kind: u8) -> Next {
-        if kind != RECV {
-            return self.write_failed();
-        }
-        match self.state {
-            State::Head { .. } if self.buf.is_empty() => Next::Close,
-            State::Head { .. } | State::Body(_) => {
-                let out = timeout_response(&io.shared, self.peer);
-                self.linger_after(out);
-                self.advance(io, slot, waker)
-            }
-            _ => Next::Close,
+    fn cancel_receive(&mut self, io: &mut Io, slot: u32) {
+        if self.receive == Receive::Armed {
+            io.cancel(user_data(slot, RECV));
+            self.receive = Receive::Cancelling;
         }
     }
 
-    /// Runs the connection until it needs the kernel or a response message.
+    /// Ends the connection once nothing is in flight any more.
+    fn end(&mut self, io: &mut Io, slot: u32, end: End) -> Next {
+        self.ending = Some(end);
+        self.reading = false;
+        self.deadline = None;
+        self.finish_ending(io, slot)
+    }
+
+    fn finish_ending(&mut self, io: &mut Io, slot: u32) -> Next {
+        // The receive must be over before the socket is closed or handed over: its slot may be
+        // reused, and a hijacking application must get every byte read.
+        self.cancel_receive(io, slot);
+        if self.receive != Receive::Off || self.op.is_some() {
+            return Next::Keep;
+        }
+        Next::End(self.ending.take().expect("ending"))
+    }
+
+    /// The state waited for bytes past its deadline.
+    pub(super) fn read_timed_out(&mut self, io: &mut Io, slot: u32, waker: &Waker) -> Next {
+        self.reading = false;
+        self.deadline = None;
+        let stalled = match self.state {
+            // An idle keep-alive connection just closes; a started request gets 408.
+            State::Head { .. } => !self.buf.is_empty(),
+            State::Body(_) => true,
+            _ => false,
+        };
+        if !stalled {
+            return self.end(io, slot, End::Close);
+        }
+        let out = timeout_response(&io.shared, self.peer);
+        self.linger_after(out);
+        self.advance(io, slot, waker)
+    }
+
+    /// Runs the connection until it needs the kernel, bytes or a response message.
     pub(super) fn advance(&mut self, io: &mut Io, slot: u32, waker: &Waker) -> Next {
+        if self.ending.is_some() {
+            return self.finish_ending(io, slot);
+        }
         loop {
             if self.op.is_some() {
                 return Next::Keep;
@@ -292,11 +378,23 @@ impl Conn {
                 self.out.clear();
                 self.sent = 0;
             }
+            self.reading = false;
             match self.step(io, slot, waker) {
                 Step::Again => {}
+                Step::Read(deadline) => {
+                    if self.eof {
+                        return self.end(io, slot, End::Close);
+                    }
+                    self.reading = true;
+                    self.deadline = Some(deadline);
+                    io.note_deadline(deadline);
+                    if self.receive == Receive::Off {
+                        self.arm_receive(io, slot);
+                    }
+                    return Next::Keep;
+                }
                 Step::Wait => return Next::Keep,
-                Step::Close => return Next::Close,
-                Step::Hijack(tx) => return Next::Hijack(tx),
+                Step::End(end) => return self.end(io, slot, end),
             }
         }
     }
@@ -307,11 +405,9 @@ impl Conn {
             State::Head { started } => {
                 if self.buf.is_empty() {
                     if io.shared.is_draining() {
-                        return Step::Close;
+                        return Step::End(End::Close);
                     }
-                    let deadline = io.now + config.idle_keepalive;
-                    self.recv(io, slot, deadline);
-                    return Step::Wait;
+                    return Step::Read(io.now + config.idle_keepalive);
                 }
                 // The read timeout runs from the first byte of a request, not per read, so a
                 // client trickling one byte at a time cannot hold the connection forever.
@@ -322,9 +418,7 @@ impl Conn {
                 match parse_request_head(&self.buf, &config.limits) {
                     Ok(HeadStatus::Complete { head, len }) => self.begin_body(io, head, len),
                     Ok(HeadStatus::Partial) => {
-                        let deadline = started + config.request_read_timeout;
-                        self.recv(io, slot, deadline);
-                        return Step::Wait;
+                        return Step::Read(started + config.request_read_timeout);
                     }
                     Err(e) => {
                         let out = parse_error_response(&io.shared, self.peer, e);
@@ -366,8 +460,7 @@ impl Conn {
                 if !done {
                     let deadline = read.deadline;
                     self.state = State::Body(read);
-                    self.recv(io, slot, deadline);
-                    return Step::Wait;
+                    return Step::Read(deadline);
                 }
                 let BodyRead {
                     head,
@@ -410,8 +503,8 @@ impl Conn {
                         }
                         Step::Again
                     }
-                    After::Close => Step::Close,
-                    After::Hijack(tx) => Step::Hijack(tx),
+                    After::Close => Step::End(End::Close),
+                    After::Hijack(tx) => Step::End(End::Hijack(tx)),
                 }
             }
             State::File(file) => {
@@ -446,20 +539,19 @@ impl Conn {
                     None => {
                         // SAFETY: shutdown on a descriptor this connection owns.
                         if unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_WR) } != 0 {
-                            return Step::Close;
+                            return Step::End(End::Close);
                         }
                         io.now + LINGER_TIME
                     }
                 };
                 if drained >= LINGER_BYTES || io.now >= until {
-                    return Step::Close;
+                    return Step::End(End::Close);
                 }
                 self.state = State::Linger {
                     until: Some(until),
                     drained,
                 };
-                self.recv(io, slot, until);
-                Step::Wait
+                Step::Read(until)
             }
         }
     }
@@ -554,7 +646,7 @@ impl Conn {
             BatchEnd::More => {
                 if self.out.is_empty() {
                     if closed {
-                        return Step::Close;
+                        return Step::End(End::Close);
                     }
                     self.state = State::Awaiting(rx);
                     return Step::Wait;
@@ -599,20 +691,12 @@ impl Conn {
         };
     }
 
-    fn recv(&mut self, io: &mut Io, slot: u32, deadline: Instant) {
-        let entry = opcode::Recv::new(
-            types::Fd(self.fd.as_raw_fd()),
-            std::ptr::null_mut(),
-            io.bufs.buf_size(),
-        )
-        .buf_group(super::BUF_GROUP)
-        .build()
-        .flags(squeue::Flags::BUFFER_SELECT)
-        .user_data(user_data(slot, RECV));
+    fn arm_receive(&mut self, io: &mut Io, slot: u32) {
+        let entry = opcode::RecvMulti::new(types::Fd(self.fd.as_raw_fd()), super::BUF_GROUP)
+            .build()
+            .user_data(user_data(slot, RECV));
         io.push(entry);
-        self.op = Some(RECV);
-        self.deadline = Some(deadline);
-        io.note_deadline(deadline);
+        self.receive = Receive::Armed;
     }
 
     /// Sends `len` bytes at `ptr`, which point into `out` or the static tail: both stay put

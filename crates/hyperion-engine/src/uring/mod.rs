@@ -3,11 +3,11 @@
 //! for many connections' work.
 //!
 //! - Listeners (TCP and Unix) take one multishot accept each.
-//! - Receives are single-shot and pick a buffer from a provided-buffer ring ([`bufring`]) when
-//!   data arrives: an idle connection holds no buffer, and a connection reads only when its
-//!   state needs bytes (see `conn.rs`). A multishot receive would save one submission entry
-//!   per read but keep reading while the application answers, which would need pausing for
-//!   backpressure and cancelling (with bytes in flight) before a hijack.
+//! - Each connection keeps one multishot receive armed, which picks a buffer from a
+//!   provided-buffer ring ([`bufring`]) only when data arrives: an idle connection holds no
+//!   buffer, and reading the next request needs no submission. It pauses (is cancelled) when
+//!   too much arrives while the application answers, and ends before a hijack or close (see
+//!   `conn.rs`).
 //! - File bodies are read into the send buffer in 64 KiB chunks and sent: no pipe, no
 //!   blocking `sendfile` on this thread, and reads of cached pages complete inline.
 //! - Application threads answer through the same channel as with tokio; the ring learns of a
@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
 use self::bufring::BufRing;
-use self::conn::{Conn, Next};
+use self::conn::{Conn, End, Next};
 use self::wake::{Wakeups, STOP};
 use crate::engine::Shared;
 use crate::exchange::{ListenerInfo, Peer};
@@ -468,10 +468,35 @@ impl Loop {
     fn close_listener(&mut self, index: usize) {
         let listener = &mut self.listeners[index];
         listener.retry_at = None;
-        if listener.fd.take().is_some() {
-            if let Some(path) = &listener.unix_path {
-                let _ = std::fs::remove_file(path);
+        let Some(fd) = listener.fd.take() else {
+            return;
+        };
+        // Connections that completed their handshake but were not accepted yet would be reset
+        // by the close; accept and close them instead, so their clients see an orderly end.
+        // SAFETY: fcntl and accept4 on the listener we own; each accepted descriptor is
+        // closed at once.
+        unsafe {
+            let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+            if flags >= 0
+                && libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
+            {
+                loop {
+                    let conn = libc::accept4(
+                        fd.as_raw_fd(),
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                        libc::SOCK_CLOEXEC,
+                    );
+                    if conn < 0 {
+                        break;
+                    }
+                    libc::close(conn);
+                }
             }
+        }
+        drop(fd);
+        if let Some(path) = &listener.unix_path {
+            let _ = std::fs::remove_file(path);
         }
     }
 
@@ -513,7 +538,10 @@ impl Loop {
     }
 
     fn on_conn(&mut self, slot: u32, kind: u8, res: i32, flags: u32) {
-        self.io.in_flight -= 1;
+        // A multishot receive stays in flight until its last completion.
+        if !cqueue::more(flags) {
+            self.io.in_flight -= 1;
+        }
         let Some(s) = self.slots.get_mut(slot as usize) else {
             return;
         };
@@ -537,8 +565,8 @@ impl Loop {
     fn after(&mut self, slot: u32, next: Next) {
         let hijack = match next {
             Next::Keep => return,
-            Next::Close => None,
-            Next::Hijack(tx) => Some(tx),
+            Next::End(End::Close) => None,
+            Next::End(End::Hijack(tx)) => Some(tx),
         };
         let conn = self.slots[slot as usize].conn.take().expect("live slot");
         self.free.push(slot);
@@ -559,29 +587,49 @@ impl Loop {
         }
     }
 
-    /// Cancels the operations whose deadline passed; their completions take the timeout path.
+    /// Handles the waits whose deadline passed: a wait for bytes takes the timeout path at
+    /// once; a write-side operation is cancelled and its completion takes it.
     fn sweep(&mut self) {
         let now = self.io.now;
+        // Deadlines set while handling expired waits below are noted afresh.
+        self.io.next_sweep = None;
         let mut next: Option<Instant> = None;
-        let mut expired = Vec::new();
+        let mut cancel = Vec::new();
+        let mut stalled = Vec::new();
         for (slot, s) in self.slots.iter_mut().enumerate() {
             let Some(conn) = s.conn.as_mut() else {
                 continue;
             };
-            let Some((op, deadline)) = conn.timed_op() else {
+            let Some((op, deadline)) = conn.timed_wait() else {
                 continue;
             };
-            if deadline <= now {
-                conn.expire();
-                expired.push(user_data(slot as u32, op));
-            } else {
+            if deadline > now {
                 next = Some(next.map_or(deadline, |n| n.min(deadline)));
+                continue;
+            }
+            match op {
+                Some(op) => {
+                    conn.expire();
+                    cancel.push(user_data(slot as u32, op));
+                }
+                None => stalled.push(slot as u32),
             }
         }
-        for target in expired {
+        for target in cancel {
             self.io.cancel(target);
         }
-        self.io.next_sweep = next.map(|n| n.max(now + SWEEP_MIN));
+        for slot in stalled {
+            let s = &mut self.slots[slot as usize];
+            if let Some(conn) = s.conn.as_mut() {
+                let next = conn.read_timed_out(&mut self.io, slot, &s.waker);
+                self.after(slot, next);
+            }
+        }
+        let earliest = match (next, self.io.next_sweep) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.io.next_sweep = earliest.map(|n| n.max(now + SWEEP_MIN));
     }
 
     /// Stop accepting, close idle connections; the rest finish their request and close.
@@ -594,15 +642,16 @@ impl Loop {
                 self.close_listener(index);
             }
         }
-        let idle: Vec<u64> = self
+        let idle: Vec<u32> = self
             .slots
             .iter()
             .enumerate()
             .filter(|(_, s)| s.conn.as_ref().is_some_and(|c| c.is_idle()))
-            .map(|(slot, _)| user_data(slot as u32, RECV))
+            .map(|(slot, _)| slot as u32)
             .collect();
-        for target in idle {
-            self.io.cancel(target);
+        for slot in idle {
+            // Seeing the engine draining with nothing read, the connection closes.
+            self.drive(slot);
         }
     }
 
@@ -622,8 +671,8 @@ impl Loop {
             }
         }
         for (slot, s) in self.slots.iter().enumerate() {
-            if let Some(op) = s.conn.as_ref().and_then(|c| c.op()) {
-                targets.push(user_data(slot as u32, op));
+            if let Some(conn) = &s.conn {
+                targets.extend(conn.ops().map(|op| user_data(slot as u32, op)));
             }
         }
         for target in targets {
@@ -638,7 +687,10 @@ impl Loop {
             cqes.extend(self.io.ring.completion());
             for cqe in cqes.drain(..) {
                 let kind = (cqe.user_data() & 0xff) as u8;
-                if kind == ACCEPT && cqueue::more(cqe.flags()) {
+                if (kind == ACCEPT || kind == RECV) && cqueue::more(cqe.flags()) {
+                    if let Some(bid) = cqueue::buffer_select(cqe.flags()) {
+                        self.io.bufs.recycle(bid);
+                    }
                     continue;
                 }
                 if kind == ACCEPT && cqe.result() >= 0 {
