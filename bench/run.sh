@@ -7,6 +7,9 @@
 # other tenants) spreads over all servers instead of penalising whichever went last.
 #
 # Usage: bench/run.sh        (from anywhere; ~2 minutes with the defaults)
+#        SERVERS="static-epoll static-io_uring" bench/run.sh
+#        (the engine alone answering a static route, crates/hyperion-engine/examples/static_hello.rs,
+#        on each connection loop: the loops compared without Ruby)
 # Environment:
 #   DURATION=10s  CONNECTIONS=100  RUNS=3  SERVERS="hyperion puma nginx"
 #   WARMUP=2s     PORT_BASE=18301  STOP_TIMEOUT=10 (seconds to wait after SIGTERM)
@@ -65,7 +68,9 @@ port_of() {
     hyperion) echo $((PORT_BASE)) ;;
     puma) echo $((PORT_BASE + 1)) ;;
     nginx) echo $((PORT_BASE + 2)) ;;
-    *) log "unknown server: $1 (known: hyperion puma nginx)"; exit 1 ;;
+    static-epoll) echo $((PORT_BASE + 3)) ;;
+    static-io_uring) echo $((PORT_BASE + 4)) ;;
+    *) log "unknown server: $1 (known: hyperion puma nginx static-epoll static-io_uring)"; exit 1 ;;
   esac
 }
 
@@ -77,6 +82,8 @@ server_cmd() {
     hyperion) echo "bundle exec hyperion -e production -t 5 -p $port bench/hello.ru" ;;
     puma) echo "puma -t 5:5 -e production -b tcp://127.0.0.1:$port bench/hello.ru" ;;
     nginx) echo "nginx -p $TMP/nginx -c $TMP/nginx/nginx.conf -e $TMP/nginx/error.log" ;;
+    static-epoll) echo "target/release/examples/static_hello epoll $port" ;;
+    static-io_uring) echo "target/release/examples/static_hello io_uring $port" ;;
   esac
 }
 
@@ -164,6 +171,11 @@ declare -A RPS P99 VALID
 read -r -a SERVER_LIST <<<"$SERVERS"
 for name in "${SERVER_LIST[@]}"; do port_of "$name" >/dev/null; RPS[$name]=""; P99[$name]=""; VALID[$name]=0; done
 
+if [[ " ${SERVER_LIST[*]} " == *" static-"* ]]; then
+  log "building the static_hello example"
+  cargo build --release --locked -q -p hyperion-engine --example static_hello
+fi
+
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$( [[ -n $(git status --porcelain 2>/dev/null) ]] && echo ' (working tree has uncommitted changes)')"
 RUN_ROWS=()
@@ -250,6 +262,9 @@ ratio() { # ratio A B, or n/a when either side is missing
   echo "p99 vs puma below 1.00x means a lower (better) p99 than puma."
   if [[ -n ${MED_RPS[hyperion]:-} && -n ${MED_RPS[nginx]:-} ]]; then
     echo "Hyperion vs nginx: req/s $(ratio "${MED_RPS[hyperion]}" "${MED_RPS[nginx]}"), p99 $(ratio "${MED_P99[hyperion]}" "${MED_P99[nginx]}")."
+  fi
+  if [[ -n ${MED_RPS[static-io_uring]:-} && -n ${MED_RPS[static-epoll]:-} ]]; then
+    echo "Static route, io_uring vs epoll loop: req/s $(ratio "${MED_RPS[static-io_uring]}" "${MED_RPS[static-epoll]}"), p99 $(ratio "${MED_P99[static-io_uring]}" "${MED_P99[static-epoll]}")."
   fi
   echo
   echo "## Every run"
