@@ -177,7 +177,7 @@ if [[ " ${SERVER_LIST[*]} " == *" static-"* ]]; then
 fi
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$( [[ -n $(git status --porcelain 2>/dev/null) ]] && echo ' (working tree has uncommitted changes)')"
+REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$( [[ -n $(git status --porcelain 2>/dev/null) ]] && echo ' (working tree has uncommitted changes)' || true)"
 RUN_ROWS=()
 log "servers: ${SERVER_LIST[*]}; $RUNS runs of $DURATION at $CONNECTIONS connections; results in $REPORT"
 
