@@ -22,7 +22,7 @@ RESULTS_DIR=$ROOT/bench/results
 RAW_DIR=$RESULTS_DIR/raw
 STAMP=$(date +%Y-%m-%d-%H%M%S)
 STARTED=$(date '+%Y-%m-%d %H:%M:%S %Z')
-REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$( [[ -n $(git status --porcelain 2>/dev/null) ]] && echo ' (working tree has uncommitted changes)')"
+REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$( [[ -n $(git status --porcelain 2>/dev/null) ]] && echo ' (working tree has uncommitted changes)' || true)"
 REPORT=$RESULTS_DIR/idle-rss-$STAMP.md
 mkdir -p "$RAW_DIR"
 

@@ -7,6 +7,9 @@
 # other tenants) spreads over all servers instead of penalising whichever went last.
 #
 # Usage: bench/run.sh        (from anywhere; ~2 minutes with the defaults)
+#        SERVERS="static-epoll static-io_uring" bench/run.sh
+#        (the engine alone answering a static route, crates/hyperion-engine/examples/static_hello.rs,
+#        on each connection loop: the loops compared without Ruby)
 # Environment:
 #   DURATION=10s  CONNECTIONS=100  RUNS=3  SERVERS="hyperion puma nginx"
 #   WARMUP=2s     PORT_BASE=18301  STOP_TIMEOUT=10 (seconds to wait after SIGTERM)
@@ -65,7 +68,9 @@ port_of() {
     hyperion) echo $((PORT_BASE)) ;;
     puma) echo $((PORT_BASE + 1)) ;;
     nginx) echo $((PORT_BASE + 2)) ;;
-    *) log "unknown server: $1 (known: hyperion puma nginx)"; exit 1 ;;
+    static-epoll) echo $((PORT_BASE + 3)) ;;
+    static-io_uring) echo $((PORT_BASE + 4)) ;;
+    *) log "unknown server: $1 (known: hyperion puma nginx static-epoll static-io_uring)"; exit 1 ;;
   esac
 }
 
@@ -77,6 +82,8 @@ server_cmd() {
     hyperion) echo "bundle exec hyperion -e production -t 5 -p $port bench/hello.ru" ;;
     puma) echo "puma -t 5:5 -e production -b tcp://127.0.0.1:$port bench/hello.ru" ;;
     nginx) echo "nginx -p $TMP/nginx -c $TMP/nginx/nginx.conf -e $TMP/nginx/error.log" ;;
+    static-epoll) echo "target/release/examples/static_hello epoll $port" ;;
+    static-io_uring) echo "target/release/examples/static_hello io_uring $port" ;;
   esac
 }
 
@@ -160,12 +167,28 @@ median() {
   sort -g | awk -v fmt="$1" '{ a[NR] = $1 } END { if (NR == 0) exit; m = int((NR + 1) / 2); printf fmt, (NR % 2) ? a[m] : (a[m] + a[m + 1]) / 2 }'
 }
 
-declare -A RPS P99 VALID
+# CPU time (clock ticks, user + system) of every process in the server's process group: what
+# the server spent, wherever it ran (nginx's worker included). Divided by the requests wrk
+# completed it gives the server's cost per request, which still compares servers when wrk
+# (one thread) is the bottleneck and req/s cannot.
+group_cpu_ticks() {
+  local pgid=$1 f
+  for f in /proc/[0-9]*/stat; do cat "$f" 2>/dev/null; echo; done |
+    awk -v g="$pgid" '{ sub(/^.*\) /, ""); if ($3 == g) t += $12 + $13 } END { print t + 0 }'
+}
+TICKS_PER_SECOND=$(getconf CLK_TCK)
+
+declare -A RPS P99 CPU VALID
 read -r -a SERVER_LIST <<<"$SERVERS"
-for name in "${SERVER_LIST[@]}"; do port_of "$name" >/dev/null; RPS[$name]=""; P99[$name]=""; VALID[$name]=0; done
+for name in "${SERVER_LIST[@]}"; do port_of "$name" >/dev/null; RPS[$name]=""; P99[$name]=""; CPU[$name]=""; VALID[$name]=0; done
+
+if [[ " ${SERVER_LIST[*]} " == *" static-"* ]]; then
+  log "building the static_hello example"
+  cargo build --release --locked -q -p hyperion-engine --example static_hello
+fi
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$( [[ -n $(git status --porcelain 2>/dev/null) ]] && echo ' (working tree has uncommitted changes)')"
+REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$( [[ -n $(git status --porcelain 2>/dev/null) ]] && echo ' (working tree has uncommitted changes)' || true)"
 RUN_ROWS=()
 log "servers: ${SERVER_LIST[*]}; $RUNS runs of $DURATION at $CONNECTIONS connections; results in $REPORT"
 
@@ -182,11 +205,16 @@ for run in $(seq 1 "$RUNS"); do
     taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" "$url" >/dev/null 2>&1 || true
 
     wrk_status=0
+    ticks_before=$(group_cpu_ticks "$SERVER_PID")
     taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$url" >"$raw" 2>&1 || wrk_status=$?
+    ticks=$(( $(group_cpu_ticks "$SERVER_PID") - ticks_before ))
     stop_server "$name"
     cp "$TMP/$name-run$run.log" "$RAW_DIR/hello-$STAMP-$name-run$run.server.log"
 
     rps=$(awk '/^Requests\/sec:/ { print $2 }' "$raw")
+    requests=$(awk '/requests in/ { print $1 }' "$raw")
+    cpu_us=""
+    [[ -n $requests ]] && cpu_us=$(awk -v t="$ticks" -v hz="$TICKS_PER_SECOND" -v r="$requests" 'BEGIN { if (r > 0) printf "%.2f", t * 1000000 / hz / r }')
     p99_raw=$(awk '$1 == "99%" { print $2 }' "$raw")
     p99=""
     [[ -n $p99_raw ]] && p99=$(to_ms "$p99_raw" || true)
@@ -199,12 +227,13 @@ for run in $(seq 1 "$RUNS"); do
 
     if [[ -n $reason ]]; then
       loud "INVALID: $name run $run excluded: $reason (raw: ${raw#"$ROOT"/})"
-      RUN_ROWS+=("| $run | $name | ${rps:-–} | ${p99:-–} | $load1 | INVALID: $reason |")
+      RUN_ROWS+=("| $run | $name | ${rps:-–} | ${p99:-–} | ${cpu_us:-–} | $load1 | INVALID: $reason |")
     else
       RPS[$name]+="$rps"$'\n'
       P99[$name]+="$p99"$'\n'
+      CPU[$name]+="$cpu_us"$'\n'
       VALID[$name]=$((VALID[$name] + 1))
-      RUN_ROWS+=("| $run | $name | $rps | $p99 | $load1 | valid |")
+      RUN_ROWS+=("| $run | $name | $rps | $p99 | ${cpu_us:-–} | $load1 | valid |")
     fi
     log "  $name run $run: ${rps:-?} req/s, p99 ${p99:-?} ms${reason:+ (INVALID)}"
   done
@@ -214,10 +243,11 @@ if (( ${#NATIVE_BUILDS[@]} > 1 )); then
   loud "Hyperion runs loaded ${#NATIVE_BUILDS[@]} different native extension builds: the extension was rebuilt during the benchmark"
 fi
 
-declare -A MED_RPS MED_P99
+declare -A MED_RPS MED_P99 MED_CPU
 for name in "${SERVER_LIST[@]}"; do
   MED_RPS[$name]=$(printf '%s' "${RPS[$name]}" | median '%.2f')
   MED_P99[$name]=$(printf '%s' "${P99[$name]}" | median '%.3f')
+  MED_CPU[$name]=$(printf '%s' "${CPU[$name]}" | median '%.2f')
   if (( VALID[$name] == 0 )); then loud "$name has NO valid run: no result for it"; fi
 done
 
@@ -241,23 +271,28 @@ ratio() { # ratio A B, or n/a when either side is missing
   echo "nginx: 1 worker, \`keepalive_requests $NGINX_KEEPALIVE_REQUESTS\` so wrk's connections are not recycled"
   echo "(nginx's default of 1000 would close each connection every 1000 requests)."
   echo
-  echo "| Server | Median req/s | Median p99 (ms) | req/s vs puma | p99 vs puma | Valid runs |"
-  echo "|---|---:|---:|---:|---:|---:|"
+  echo "| Server | Median req/s | Median p99 (ms) | Median server CPU (us/request) | req/s vs puma | p99 vs puma | Valid runs |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
   for name in "${SERVER_LIST[@]}"; do
-    echo "| $name | ${MED_RPS[$name]:-–} | ${MED_P99[$name]:-–} | $(ratio "${MED_RPS[$name]}" "${MED_RPS[puma]:-}") | $(ratio "${MED_P99[$name]}" "${MED_P99[puma]:-}") | ${VALID[$name]}/$RUNS |"
+    echo "| $name | ${MED_RPS[$name]:-–} | ${MED_P99[$name]:-–} | ${MED_CPU[$name]:-–} | $(ratio "${MED_RPS[$name]}" "${MED_RPS[puma]:-}") | $(ratio "${MED_P99[$name]}" "${MED_P99[puma]:-}") | ${VALID[$name]}/$RUNS |"
   done
   echo
-  echo "p99 vs puma below 1.00x means a lower (better) p99 than puma."
+  echo "p99 vs puma below 1.00x means a lower (better) p99 than puma. Server CPU is the user + system"
+  echo "time of the server's processes during the measured run divided by the requests completed"
+  echo "(the server's cost per request; it still compares servers when wrk is the bottleneck)."
   if [[ -n ${MED_RPS[hyperion]:-} && -n ${MED_RPS[nginx]:-} ]]; then
     echo "Hyperion vs nginx: req/s $(ratio "${MED_RPS[hyperion]}" "${MED_RPS[nginx]}"), p99 $(ratio "${MED_P99[hyperion]}" "${MED_P99[nginx]}")."
+  fi
+  if [[ -n ${MED_RPS[static-io_uring]:-} && -n ${MED_RPS[static-epoll]:-} ]]; then
+    echo "Static route, io_uring vs epoll loop: req/s $(ratio "${MED_RPS[static-io_uring]}" "${MED_RPS[static-epoll]}"), p99 $(ratio "${MED_P99[static-io_uring]}" "${MED_P99[static-epoll]}"), requests per CPU second $(ratio "${MED_CPU[static-epoll]}" "${MED_CPU[static-io_uring]}")."
   fi
   echo
   echo "## Every run"
   echo
   echo "Load = 1-minute load average when the run started (2 cores; the benchmark itself adds up to 2)."
   echo
-  echo "| Run | Server | req/s | p99 (ms) | Load | Status |"
-  echo "|---:|---|---:|---:|---:|---|"
+  echo "| Run | Server | req/s | p99 (ms) | Server CPU (us/request) | Load | Status |"
+  echo "|---:|---|---:|---:|---:|---:|---|"
   printf '%s\n' "${RUN_ROWS[@]}"
   echo
   echo "## Commands"

@@ -39,7 +39,7 @@ RSpec.describe Hyperion::Config do
         preload_static: [],
         preload_app: true,
         worker_model: RUBY_PLATFORM.include?('linux') ? :reuseport : :share, worker_max_rss_mb: nil,
-        worker_check_interval: 5, worker_boot_timeout: 60
+        worker_check_interval: 5, worker_boot_timeout: 60, io_uring: :off
       )
     end
 
@@ -123,6 +123,15 @@ RSpec.describe Hyperion::Config do
         write_config("environment 'staging'\n")
         expect(resolve(env: { 'RACK_ENV' => 'production' }).environment).to eq('production')
         expect(resolve(cli: { environment: 'test' }, env: { 'RACK_ENV' => 'production' }).environment).to eq('test')
+      end
+    end
+
+    describe 'io_uring' do
+      it 'reads HYPERION_IO_URING and accepts only off, auto and on' do
+        expect(resolve(env: { 'HYPERION_IO_URING' => 'Auto' }).io_uring).to eq(:auto)
+        expect(resolve(cli: { io_uring: 'on' }).io_uring).to eq(:on)
+        expect { resolve(cli: { io_uring: 'sometimes' }) }
+          .to raise_error(Hyperion::ConfigError, /io_uring .*one of off, auto, on/)
       end
     end
 
@@ -321,6 +330,12 @@ RSpec.describe Hyperion::Config do
       expect(config.config_file).to eq(File.expand_path(path))
     end
 
+    it 'refuses io_uring on in cluster mode, where workers run the epoll loop' do
+      expect { resolve(cli: { workers: '2', io_uring: 'on' }) }
+        .to raise_error(Hyperion::ConfigError, /io_uring on \(from .*\) is not available in cluster mode/)
+      expect(resolve(cli: { workers: '2', io_uring: 'auto' }).io_uring).to eq(:auto)
+    end
+
     it 'raises when an explicit file does not exist' do
       expect { resolve(config_file: 'missing.rb') }.to raise_error(Hyperion::ConfigError, /config file not found: missing.rb/)
     end
@@ -354,6 +369,7 @@ RSpec.describe Hyperion::Config do
         worker_max_rss_mb 300
         worker_check_interval 1
         worker_boot_timeout 10
+        io_uring :auto
       RUBY
       expect(resolve.to_h).to eq(
         bind: '0.0.0.0', port: 3001, threads: 10, workers: 1, environment: 'production', rackup: 'app.ru',
@@ -362,7 +378,7 @@ RSpec.describe Hyperion::Config do
         max_in_memory_body_bytes: 0,
         preload_static: [{ dir: 'public', immutable: true }, { dir: 'docs', immutable: false }],
         preload_app: false, worker_model: :share, worker_max_rss_mb: 300, worker_check_interval: 1,
-        worker_boot_timeout: 10
+        worker_boot_timeout: 10, io_uring: :auto
       )
     end
 

@@ -124,6 +124,8 @@ module Hyperion
     def log_boot(server)
       @logger.info("Hyperion #{VERSION} (ruby #{RUBY_VERSION}) in #{@config.environment}, pid #{Process.pid}")
       @logger.info("threads: #{@config.threads}, idle_keepalive: #{@config.idle_keepalive}s")
+      name, reason = server.io_loop
+      @logger.info("connection loop: #{name} (#{reason})")
       server.addresses.each { |address| @logger.info("listening on #{address}") }
     end
   end

@@ -45,6 +45,11 @@ module Hyperion
       @engine ? @engine.stats : {}
     end
 
+    # [name, reason]: the connection loop the engine runs ("epoll" or "io_uring") and why.
+    def io_loop
+      @engine&.io_loop
+    end
+
     # Begins a graceful stop: no new connections, in-flight requests finish within
     # graceful_timeout. Safe inside a signal trap.
     def stop
@@ -86,7 +91,10 @@ module Hyperion
         max_in_memory_body_bytes: @config.max_in_memory_body_bytes,
         log_level: @logger.level.to_s,
         log_format: @logger.format.to_s,
-        stop_notify_fd: @stopped_writer.fileno
+        stop_notify_fd: @stopped_writer.fileno,
+        # Cluster workers share their listening sockets with the master and with each other;
+        # the io_uring loop does not handle shared sockets yet (docs/ARCHITECTURE.md).
+        io_uring: @listeners ? 'off' : @config.io_uring.to_s
       }
     end
 

@@ -115,6 +115,40 @@ RSpec.describe 'bin/hyperion command line' do
     end
   end
 
+  describe '--io-uring' do
+    # The child inherits no loop choice from a suite run with HYPERION_SPEC_IO_URING.
+    let(:no_spec_loop) { { 'HYPERION_IO_URING' => nil } }
+
+    it 'logs the io_uring loop with on, and serves with it' do
+      skip 'this kernel does not allow io_uring' unless IoUringProbe.available?
+
+      server = start_server('--io-uring', 'on', fixture('e2e_app.ru'), env: no_spec_loop)
+      expect(get_body(server.port, '/hello')).to eq('hello world')
+      expect(server.log).to match(/connection loop: io_uring \(.+\)/)
+    end
+
+    it 'logs which loop auto picked and why' do
+      server = start_server('--io-uring', 'auto', fixture('e2e_app.ru'), env: no_spec_loop)
+      expect(get_body(server.port, '/hello')).to eq('hello world')
+      expected = IoUringProbe.available? ? 'io_uring' : 'epoll'
+      expect(server.log).to match(/connection loop: #{expected} \(.+\)/)
+    end
+
+    it 'refuses to start with on when io_uring cannot be used' do
+      skip 'io_uring works on this kernel' if IoUringProbe.available?
+
+      server = start_server('--io-uring', 'on', fixture('e2e_app.ru'), env: no_spec_loop, wait: false)
+      expect(server.wait_exit&.exitstatus).to eq(1)
+      expect(server.log).to include('io_uring cannot be used')
+    end
+
+    it 'logs the epoll loop by default' do
+      server = start_server(fixture('e2e_app.ru'), env: no_spec_loop)
+      expect(get_body(server.port, '/hello')).to eq('hello world')
+      expect(server.log).to include('connection loop: epoll (io_uring is off)')
+    end
+  end
+
   it '--idle-keepalive 1 makes the server close an idle keep-alive connection' do
     server = start_server('--idle-keepalive', '1', fixture('e2e_app.ru'))
     sock = TCPSocket.new('127.0.0.1', server.port)

@@ -70,11 +70,14 @@ module ServerHelpers
 
   # Spawns `bin/hyperion ARGS` with `-p PORT` (unless args already bind) and waits until the
   # port accepts connections. `env` adds environment variables; `chdir` sets the directory.
+  # HYPERION_SPEC_IO_URING=on|auto runs every server with that connection loop (`rake
+  # spec_io_uring` reruns the behaviour specs that way).
   def start_server(*args, env: {}, chdir: ROOT, port: free_port, wait: true)
     log_path = File.join(Dir.mktmpdir('hyperion-spec'), 'server.log')
     argv = [RbConfig.ruby, BIN, *args]
     argv += ['-p', port.to_s] unless args.any? { |a| %w[-p --port -b --bind].include?(a) }
-    child_env = { 'RACK_ENV' => nil, 'RAILS_ENV' => nil, 'HYPERION_ENVIRONMENT' => nil, 'PORT' => nil }.merge(env)
+    child_env = { 'RACK_ENV' => nil, 'RAILS_ENV' => nil, 'HYPERION_ENVIRONMENT' => nil, 'PORT' => nil,
+                  'HYPERION_IO_URING' => ENV.fetch('HYPERION_SPEC_IO_URING', nil) }.merge(env)
     pid = Process.spawn(child_env, *argv, chdir: chdir, out: log_path, err: %i[child out], pgroup: true)
     server = ServerProcess.new(pid: pid, port: port, log_path: log_path)
     (@started_servers ||= []) << server

@@ -25,6 +25,30 @@ pub enum ListenSpec {
     },
 }
 
+/// Which connection loop the I/O thread runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IoUring {
+    /// The tokio loop (epoll).
+    #[default]
+    Off,
+    /// io_uring when the kernel offers what the loop needs, epoll otherwise.
+    Auto,
+    /// io_uring, or the engine does not start.
+    On,
+}
+
+impl IoUring {
+    /// "off", "auto" or "on".
+    pub fn parse(name: &str) -> Option<IoUring> {
+        match name {
+            "off" => Some(IoUring::Off),
+            "auto" => Some(IoUring::Auto),
+            "on" => Some(IoUring::On),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     /// How long a keep-alive connection may sit between requests (and a new connection before
@@ -49,6 +73,8 @@ pub struct EngineConfig {
     pub routes: std::sync::Arc<RouteTable>,
     /// Where and how the engine's own log lines (rejected requests) are written.
     pub log: LogConfig,
+    /// The connection loop: tokio (epoll) or io_uring (Linux only).
+    pub io_uring: IoUring,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +91,7 @@ impl Default for EngineConfig {
             stop_notify_fd: None,
             log: LogConfig::default(),
             routes: Default::default(),
+            io_uring: IoUring::Off,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! answer, repeat. Requests on a connection are answered strictly in order, so pipelined
 //! requests simply wait in the read buffer.
 
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
@@ -16,188 +16,26 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
 
+use crate::body::{BodyBuffer, SPILL_CHUNK};
+use crate::dispatch::{
+    append, dispatch, internal_error_response, parse_error_response, timeout_response, BatchEnd,
+    Dispatched, Request, COALESCE_LIMIT, CONTINUE, LINGER_BYTES, LINGER_TIME, STATIC_COPY_LIMIT,
+};
 use crate::engine::{Phase, Shared};
-use crate::exchange::{Body, Direct, Exchange, ListenerInfo, Peer};
-use crate::log::{Level, Value as LogValue};
-use crate::queue::PushError;
-use crate::response::{simple_response, Hijacked, Response, ResponseMsg, WrittenNotice};
-use crate::routes::{Route, StaticResponse};
-use crate::stats::bump;
+use crate::exchange::{ListenerInfo, Peer};
+use crate::response::{Hijacked, ResponseMsg};
+use crate::routes::StaticResponse;
 
 /// Read-buffer growth step: small, because 10,000 idle connections must stay cheap.
 const READ_CHUNK: usize = 4096;
-/// How long and how much a rejected connection is drained before closing, so the client reads
-/// the error instead of a reset.
-const LINGER_TIME: Duration = Duration::from_secs(2);
-const LINGER_BYTES: usize = 256 * 1024;
 
 /// While the engine stops, how long an idle connection still waits for a request the client
 /// may already have sent (it cannot know we are stopping) before closing: closing under it
 /// would lose that request, answering it with `connection: close` does not.
 const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
-/// How much already-waiting response data is gathered into one write.
-const COALESCE_LIMIT: usize = 256 * 1024;
-
-/// Where a batch of response messages leaves the response.
-enum BatchEnd {
-    More,
-    Done {
-        close: bool,
-        notice: Option<WrittenNotice>,
-    },
-    /// Write what was gathered, then the file with sendfile; that ends the response.
-    File {
-        file: std::fs::File,
-        len: u64,
-        close: bool,
-        notice: Option<WrittenNotice>,
-    },
-    Hijack(SyncSender<Hijacked>),
-    Abort,
-}
-
-/// Appends a message's bytes to `out` (taking the buffer when `out` is empty).
-fn append(msg: ResponseMsg, out: &mut Vec<u8>) -> BatchEnd {
-    let (bytes, end) = match msg {
-        ResponseMsg::Bytes(bytes) => (bytes, BatchEnd::More),
-        ResponseMsg::Final {
-            bytes,
-            close,
-            notice,
-        } => (bytes, BatchEnd::Done { close, notice }),
-        ResponseMsg::File {
-            head,
-            file,
-            len,
-            close,
-            notice,
-        } => (
-            head,
-            BatchEnd::File {
-                file,
-                len,
-                close,
-                notice,
-            },
-        ),
-        ResponseMsg::Hijack(tx) => return BatchEnd::Hijack(tx),
-        ResponseMsg::Abort => return BatchEnd::Abort,
-    };
-    if out.is_empty() {
-        *out = bytes;
-    } else {
-        out.extend_from_slice(&bytes);
-    }
-    end
-}
-
-/// Static bodies up to this size are copied next to the head; larger ones are written from
-/// their shared buffer.
-const STATIC_COPY_LIMIT: usize = 16 * 1024;
-
-/// Read size while a large body streams into its temp file.
-const SPILL_CHUNK: usize = 64 * 1024;
 /// Largest single sendfile call (the kernel caps one call near 2 GiB anyway).
 const SENDFILE_MAX: u64 = 1 << 30;
-
-/// A request body being read: in memory up to `limit` bytes, then in an unlinked temp file.
-struct BodyBuffer {
-    limit: usize,
-    /// The body while it is small; once spilled, only a staging area for decoded chunks.
-    mem: Vec<u8>,
-    file: Option<(std::fs::File, u64)>,
-}
-
-impl BodyBuffer {
-    fn new(limit: usize) -> Self {
-        BodyBuffer {
-            limit,
-            mem: Vec::new(),
-            file: None,
-        }
-    }
-
-    fn extend(&mut self, data: &[u8]) -> io::Result<()> {
-        if self.file.is_none() && self.mem.len() + data.len() <= self.limit {
-            self.mem.extend_from_slice(data);
-            return Ok(());
-        }
-        self.spill()?;
-        let (file, len) = self.file.as_mut().expect("spilled");
-        file.write_all(data)?;
-        *len += data.len() as u64;
-        Ok(())
-    }
-
-    /// After bytes were appended to `mem` directly: moves them to the file if the body has
-    /// spilled or has just outgrown the limit.
-    fn settle(&mut self) -> io::Result<()> {
-        if self.file.is_some() || self.mem.len() > self.limit {
-            self.spill()?;
-        }
-        Ok(())
-    }
-
-    /// Moves what is in memory to the temp file (creating it the first time). The writes are
-    /// plain blocking writes: they land in the page cache.
-    fn spill(&mut self) -> io::Result<()> {
-        if self.file.is_none() {
-            self.file = Some((temp_file()?, 0));
-        }
-        let (file, len) = self.file.as_mut().expect("created above");
-        if !self.mem.is_empty() {
-            file.write_all(&self.mem)?;
-            *len += self.mem.len() as u64;
-            self.mem.clear();
-            if self.mem.capacity() > SPILL_CHUNK {
-                self.mem = Vec::new();
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(mut self) -> io::Result<Body> {
-        match self.file.take() {
-            None => Ok(Body::Memory(self.mem)),
-            Some((mut file, len)) => {
-                std::io::Seek::rewind(&mut file)?;
-                Ok(Body::File { file, len })
-            }
-        }
-    }
-}
-
-/// An anonymous file in the temp directory ($TMPDIR, else /tmp): O_TMPFILE where the file
-/// system supports it, otherwise a private file unlinked at once. Either way nothing is left
-/// behind, whatever happens to the process.
-fn temp_file() -> io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-    let dir = std::env::temp_dir();
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true).write(true).mode(0o600);
-    if let Ok(file) = options.clone().custom_flags(libc::O_TMPFILE).open(&dir) {
-        return Ok(file);
-    }
-    loop {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!("hyperion-body-{}-{n}", std::process::id()));
-        match options.clone().create_new(true).open(&path) {
-            Ok(file) => {
-                std::fs::remove_file(&path)?;
-                return Ok(file);
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Response messages buffered between an application thread and the writer.
-pub(crate) const RESPONSE_CHANNEL: usize = 16;
 
 enum Outcome {
     KeepAlive,
@@ -358,7 +196,7 @@ impl<S: Socket> Connection<S> {
             BodyFraming::None => {}
             BodyFraming::Length(n) => {
                 if expect_continue && (self.buf.len() as u64) < n {
-                    self.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+                    self.write_all(CONTINUE).await?;
                 }
                 let have = (self.buf.len() as u64).min(n) as usize;
                 if n as usize <= body.limit {
@@ -409,7 +247,7 @@ impl<S: Socket> Connection<S> {
             }
             BodyFraming::Chunked => {
                 if expect_continue && self.buf.is_empty() {
-                    self.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+                    self.write_all(CONTINUE).await?;
                 }
                 let mut decoder = ChunkedDecoder::new(limits);
                 loop {
@@ -441,88 +279,37 @@ impl<S: Socket> Connection<S> {
             Err(e) => return self.internal_error(e).await,
         };
 
-        bump(&self.shared.stats.requests_total);
-        let mut direct = Direct::None;
-        if let Some(hit) = shared
-            .config
-            .routes
-            .lookup(head.method.slice(&head_bytes), head.path.slice(&head_bytes))
-        {
-            match hit.route {
-                Route::Static(route) => {
-                    let counter = if route.page_cache {
-                        &shared.stats.dispatch_page_cache
-                    } else {
-                        &shared.stats.dispatch_static
-                    };
-                    bump(counter);
-                    let response = route.current();
-                    if !shared.config.routes.is_observed() {
-                        let keep = head.keep_alive && !shared.is_draining();
-                        self.write_static(&response, hit.head_only, head.version, keep)
-                            .await?;
-                        return Ok(if keep {
-                            Outcome::KeepAlive
-                        } else {
-                            Outcome::Close
-                        });
-                    }
-                    direct = Direct::Static {
-                        response,
-                        head_only: hit.head_only,
-                    };
-                }
-                Route::Handler(id) => {
-                    bump(&shared.stats.dispatch_handler);
-                    direct = Direct::Handler(id);
-                }
-            }
-        } else {
-            bump(&shared.stats.dispatch_rack);
-        }
-        let head_request = head.method.slice(&head_bytes) == b"HEAD";
-        // A channel per request rather than per connection: an idle connection then holds
-        // nothing but its socket.
-        let (tx, rx) = mpsc::channel(RESPONSE_CHANNEL);
-        let response = Response::new(
-            tx,
-            head_request,
-            head.version,
-            head.keep_alive,
-            self.shared.draining.clone(),
-        );
-        let exchange = Box::new(Exchange {
+        let request = Request {
             head,
             head_bytes,
             body,
             trailers,
-            peer: self.peer,
-            listener: self.listener.clone(),
-            response,
-            direct,
-        });
-        // Refused: the engine answers 503 itself. A full queue keeps the connection; a closed
-        // one (the engine is stopping) ends it.
-        let (mut refused, keep) = match self.shared.queue.push(exchange) {
-            Ok(()) => return self.write_response(rx).await,
-            Err(PushError::Full(ex)) => {
-                let keep = ex.head.keep_alive && !self.shared.is_draining();
-                (ex, keep)
-            }
-            Err(PushError::Closed(ex)) => (ex, false),
         };
-        bump(&self.shared.stats.rejected);
-        self.rejected(503, "queue_full");
-        // Marked answered so dropping it does not abort the connection.
-        refused.response.abort_msg();
-        drop(refused);
-        let out = simple_response(503, "Service Unavailable\n", !keep, &[("retry-after", "1")]);
-        self.write_all(&out).await?;
-        Ok(if keep {
-            Outcome::KeepAlive
-        } else {
-            Outcome::Close
-        })
+        match dispatch(&shared, request, self.peer, &self.listener) {
+            Dispatched::Static {
+                response,
+                head_only,
+                version,
+                keep,
+            } => {
+                self.write_static(&response, head_only, version, keep)
+                    .await?;
+                Ok(if keep {
+                    Outcome::KeepAlive
+                } else {
+                    Outcome::Close
+                })
+            }
+            Dispatched::Queued(rx) => self.write_response(rx).await,
+            Dispatched::Refused { bytes, keep } => {
+                self.write_all(&bytes).await?;
+                Ok(if keep {
+                    Outcome::KeepAlive
+                } else {
+                    Outcome::Close
+                })
+            }
+        }
     }
 
     /// Writes what the application thread sends until the response is complete. Messages that
@@ -685,59 +472,22 @@ impl<S: Socket> Connection<S> {
         }
     }
 
-    /// Counts a rejected request and logs one warn line about it (rate-limited).
-    fn rejected(&self, status: u16, reason: &'static str) {
-        let shared = &self.shared;
-        shared.stats.count_rejection(reason);
-        if !shared.log.enabled(Level::Warn) {
-            return;
-        }
-        let Some(suppressed) = shared.reject_log.admit() else {
-            return;
-        };
-        let peer = match self.peer {
-            Peer::Tcp(addr) => addr.to_string(),
-            Peer::Unix => "unix".to_string(),
-        };
-        let mut fields = vec![
-            ("peer", LogValue::Str(&peer)),
-            ("status", LogValue::Num(status as u64)),
-            ("reason", LogValue::Str(reason)),
-        ];
-        if suppressed > 0 {
-            fields.push(("suppressed", LogValue::Num(suppressed)));
-        }
-        shared.log.log(Level::Warn, "request rejected", &fields);
-    }
-
     async fn reject(&mut self, err: ParseError) -> io::Result<Outcome> {
-        bump(&self.shared.stats.parse_errors);
-        let status = err.status();
-        self.rejected(status, err.reason());
-        let body = format!("{}\n", hyperion_http::reason_phrase(status));
-        let out = simple_response(status, &body, true, &[]);
+        let out = parse_error_response(&self.shared, self.peer, err);
         self.write_all(&out).await?;
         self.linger().await;
         Ok(Outcome::Close)
     }
 
-    /// The server itself failed (e.g. no space for a request body's temp file).
     async fn internal_error(&mut self, err: io::Error) -> io::Result<Outcome> {
-        self.shared.log.log(
-            Level::Error,
-            "could not store a request body",
-            &[("error", LogValue::Str(&err.to_string()))],
-        );
-        let out = simple_response(500, "Internal Server Error\n", true, &[]);
+        let out = internal_error_response(&self.shared, err);
         self.write_all(&out).await?;
         self.linger().await;
         Ok(Outcome::Close)
     }
 
     async fn timed_out(&mut self) -> io::Result<Outcome> {
-        bump(&self.shared.stats.read_timeouts);
-        self.rejected(408, "read_timeout");
-        let out = simple_response(408, "Request Timeout\n", true, &[]);
+        let out = timeout_response(&self.shared, self.peer);
         self.write_all(&out).await?;
         self.linger().await;
         Ok(Outcome::Close)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
-use crate::config::EngineConfig;
+use crate::config::{EngineConfig, IoUring};
 use crate::conn::Connection;
 use crate::exchange::{ListenerInfo, Peer};
 use crate::listener::BoundListener;
@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     /// Bounds the warn lines about rejected requests, so a flood cannot fill the disk.
     pub(crate) reject_log: RateLimit,
     idle: Notify,
+    /// Wakes the io_uring loop when the engine starts stopping (the tokio loop watches `phase`).
+    pub(crate) io_waker: Mutex<Option<std::task::Waker>>,
     stopped: Mutex<bool>,
     stopped_cv: Condvar,
 }
@@ -53,6 +55,7 @@ impl Shared {
             phase,
             draining: Arc::new(AtomicBool::new(false)),
             idle: Notify::new(),
+            io_waker: Mutex::new(None),
             stopped: Mutex::new(false),
             stopped_cv: Condvar::new(),
         })
@@ -69,11 +72,16 @@ pub struct Engine {
     thread: Mutex<Option<JoinHandle<()>>>,
     addresses: Vec<String>,
     ports: Vec<u16>,
+    io_loop: IoLoop,
 }
+
+/// Which connection loop runs ("epoll" or "io_uring") and why.
+type IoLoop = (&'static str, String);
 
 impl Engine {
     /// Binds every listener on the calling thread (so bind errors surface here), then starts
-    /// the I/O thread.
+    /// the I/O thread, which picks its connection loop (see [`EngineConfig::io_uring`]). With
+    /// `IoUring::On` this fails when the ring cannot be used.
     pub fn start(config: EngineConfig, listen: &[crate::config::ListenSpec]) -> io::Result<Engine> {
         raise_open_files_limit();
         let mut bound = Vec::with_capacity(listen.len());
@@ -84,15 +92,37 @@ impl Engine {
         let ports = bound.iter().filter_map(|l| l.local_port()).collect();
         let shared = Shared::new(config);
         let io_shared = shared.clone();
+        let (report, chosen) = std::sync::mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("hyperion-io".into())
-            .spawn(move || run_io_thread(bound, io_shared))?;
+            .spawn(move || run_io_thread(bound, io_shared, report))?;
+        let io_loop = match chosen.recv() {
+            Ok(Ok(io_loop)) => io_loop,
+            Ok(Err(reason)) => {
+                let _ = thread.join();
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("io_uring cannot be used: {reason}"),
+                ));
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(io::Error::other("the I/O thread failed to start"));
+            }
+        };
         Ok(Engine {
             shared,
             thread: Mutex::new(Some(thread)),
             addresses,
             ports,
+            io_loop,
         })
+    }
+
+    /// The connection loop that runs, `"epoll"` or `"io_uring"`, and why (e.g. the reason
+    /// io_uring was not available).
+    pub fn io_loop(&self) -> (&'static str, String) {
+        self.io_loop.clone()
     }
 
     pub fn queue(&self) -> &Arc<ExchangeQueue> {
@@ -123,6 +153,14 @@ impl Engine {
     pub fn stop(&self) {
         self.shared.draining.store(true, Ordering::Relaxed);
         self.shared.phase.send_replace(Phase::Draining);
+        let waker = self
+            .shared
+            .io_waker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(waker) = waker.as_ref() {
+            waker.wake_by_ref();
+        }
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -201,7 +239,44 @@ impl Drop for Engine {
     }
 }
 
-fn run_io_thread(listeners: Vec<BoundListener>, shared: Arc<Shared>) {
+/// Chooses the connection loop (on this thread, so a ring is created after any fork), reports
+/// the choice to `Engine::start`, serves until stopped, then marks the engine stopped.
+fn run_io_thread(
+    listeners: Vec<BoundListener>,
+    shared: Arc<Shared>,
+    report: std::sync::mpsc::SyncSender<Result<IoLoop, String>>,
+) {
+    let mode = shared.config.io_uring;
+    let reason = match mode {
+        IoUring::Off => "io_uring is off".to_string(),
+        #[cfg(target_os = "linux")]
+        IoUring::Auto | IoUring::On => match crate::uring::Ring::new() {
+            Ok(ring) => {
+                let _ = report.send(Ok(("io_uring", ring.describe())));
+                crate::uring::serve(ring, listeners, shared.clone());
+                finish(&shared);
+                return;
+            }
+            Err(reason) => reason,
+        },
+        #[cfg(not(target_os = "linux"))]
+        IoUring::Auto | IoUring::On => "io_uring needs Linux".to_string(),
+    };
+    if mode == IoUring::On {
+        for listener in &listeners {
+            if let BoundListener::Unix {
+                path,
+                remove_on_close: true,
+                ..
+            } = listener
+            {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        let _ = report.send(Err(reason));
+        return;
+    }
+    let _ = report.send(Ok(("epoll", reason)));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
@@ -210,6 +285,11 @@ fn run_io_thread(listeners: Vec<BoundListener>, shared: Arc<Shared>) {
         // Dropping the runtime cancels whatever the graceful timeout left running.
         drop(runtime);
     }
+    finish(&shared);
+}
+
+/// Closes the queue (application threads drain it and exit) and tells whoever waits.
+fn finish(shared: &Shared) {
     shared.queue.close();
     *shared.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
     shared.stopped_cv.notify_all();
@@ -348,17 +428,10 @@ async fn accept_loop<A: Acceptor>(listener: A, shared: Arc<Shared>, info: Arc<Li
 
 fn register(listener: BoundListener, shared: &Arc<Shared>) -> io::Result<AcceptLoop> {
     let shared = shared.clone();
+    let info = Arc::new(listener.info());
     match listener {
-        BoundListener::Tcp(std_listener, addr) => {
+        BoundListener::Tcp(std_listener, _) => {
             let listener = tokio::net::TcpListener::from_std(std_listener)?;
-            let info = Arc::new(ListenerInfo {
-                server_name: match addr.ip() {
-                    std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-                    ip => ip.to_string(),
-                },
-                server_port: addr.port(),
-                scheme: "http",
-            });
             Ok(Box::pin(accept_loop(listener, shared, info)))
         }
         BoundListener::Unix {
@@ -367,11 +440,6 @@ fn register(listener: BoundListener, shared: &Arc<Shared>) -> io::Result<AcceptL
             remove_on_close,
         } => {
             let listener = tokio::net::UnixListener::from_std(listener)?;
-            let info = Arc::new(ListenerInfo {
-                server_name: "localhost".into(),
-                server_port: 0,
-                scheme: "http",
-            });
             Ok(Box::pin(async move {
                 accept_loop(listener, shared, info).await;
                 if remove_on_close {

@@ -5,8 +5,10 @@
 //! [`ExchangeQueue`]; application threads (Ruby, or any Rust code) pop them, answer through the
 //! exchange's [`Response`], and never touch a socket. Nothing here knows about Ruby.
 
+mod body;
 pub mod config;
 mod conn;
+mod dispatch;
 pub mod engine;
 pub mod exchange;
 pub mod listener;
@@ -15,8 +17,10 @@ pub mod queue;
 pub mod response;
 pub mod routes;
 pub mod stats;
+#[cfg(target_os = "linux")]
+mod uring;
 
-pub use config::{EngineConfig, ListenSpec};
+pub use config::{EngineConfig, IoUring, ListenSpec};
 pub use engine::Engine;
 pub use exchange::{Body, Direct, Exchange, ListenerInfo, Peer};
 pub use queue::{ExchangeQueue, Pop, PushError, WaitToken};

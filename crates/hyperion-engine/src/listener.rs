@@ -105,6 +105,25 @@ impl BoundListener {
         }
     }
 
+    /// The facts every request on this listener carries.
+    pub fn info(&self) -> crate::exchange::ListenerInfo {
+        match self {
+            BoundListener::Tcp(_, addr) => crate::exchange::ListenerInfo {
+                server_name: match addr.ip() {
+                    std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                    ip => ip.to_string(),
+                },
+                server_port: addr.port(),
+                scheme: "http",
+            },
+            BoundListener::Unix { .. } => crate::exchange::ListenerInfo {
+                server_name: "localhost".into(),
+                server_port: 0,
+                scheme: "http",
+            },
+        }
+    }
+
     pub fn local_port(&self) -> Option<u16> {
         match self {
             BoundListener::Tcp(_, addr) => Some(addr.port()),

@@ -7,8 +7,75 @@ use std::thread;
 use std::time::Duration;
 
 use hyperion_engine::{
-    Body, Engine, EngineConfig, Exchange, HeadBuilder, ListenSpec, Pop, ResponseMsg, WaitToken,
+    Body, Engine, EngineConfig, Exchange, HeadBuilder, IoUring, ListenSpec, Pop, ResponseMsg,
+    WaitToken,
 };
+
+/// Every test runs once per connection loop: `epoll::name` and `io_uring::name`.
+macro_rules! both_loops {
+    ($($name:ident),* $(,)?) => {
+        mod epoll {
+            $(#[test]
+            fn $name() {
+                super::$name(hyperion_engine::IoUring::Off);
+            })*
+        }
+        mod io_uring {
+            $(#[test]
+            fn $name() {
+                if super::io_uring_available() {
+                    super::$name(hyperion_engine::IoUring::On);
+                }
+            })*
+        }
+    };
+}
+
+both_loops!(
+    keep_alive_and_pipelined_requests_are_answered_in_order,
+    chunked_request_body_is_decoded_before_dispatch,
+    malformed_request_gets_400_and_the_connection_closes,
+    full_queue_answers_503_with_retry_after,
+    idle_connections_are_closed_after_idle_keepalive,
+    graceful_stop_finishes_in_flight_requests_and_refuses_new_connections,
+    graceful_timeout_cuts_requests_that_take_too_long,
+    request_read_timeout_answers_408_to_a_stalled_head,
+    streamed_response_is_chunked_and_coalesced_with_its_end,
+    unix_socket_listener_serves_and_removes_its_file,
+    large_bodies_spill_to_a_temp_file_and_arrive_intact,
+    file_responses_go_out_with_sendfile_and_keep_alive,
+    full_hijack_hands_over_the_socket_with_the_bytes_read_ahead,
+    partial_hijack_writes_the_head_then_hands_over,
+    written_notice_arrives_after_the_response_is_written,
+    rejections_are_counted_by_reason,
+    static_routes_are_answered_by_the_io_thread_and_handlers_are_tagged,
+    expect_continue_is_answered_before_the_body_is_read,
+    stalled_body_gets_408,
+    a_client_that_stops_reading_is_dropped_after_write_timeout,
+    a_long_pipeline_is_answered_in_order,
+);
+
+fn with_loop(mode: IoUring) -> EngineConfig {
+    EngineConfig {
+        io_uring: mode,
+        ..EngineConfig::default()
+    }
+}
+
+/// Whether this kernel can run the io_uring loop (if not, its tests pass without running).
+fn io_uring_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| match Engine::start(with_loop(IoUring::On), &tcp()) {
+        Ok(engine) => {
+            assert_eq!(engine.io_loop().0, "io_uring");
+            true
+        }
+        Err(e) => {
+            eprintln!("io_uring tests skipped: {e}");
+            false
+        }
+    })
+}
 
 fn tcp() -> Vec<ListenSpec> {
     vec![ListenSpec::Tcp {
@@ -19,7 +86,12 @@ fn tcp() -> Vec<ListenSpec> {
 
 /// Starts `threads` application threads answering every exchange with `handler`.
 fn start(config: EngineConfig, threads: usize, handler: fn(&mut Exchange)) -> (Arc<Engine>, u16) {
+    let expected = match config.io_uring {
+        IoUring::Off => "epoll",
+        _ => "io_uring",
+    };
     let engine = Arc::new(Engine::start(config, &tcp()).expect("bind"));
+    assert_eq!(engine.io_loop().0, expected);
     for _ in 0..threads {
         let queue = engine.queue().clone();
         thread::spawn(move || {
@@ -112,9 +184,8 @@ fn read_responses(s: &mut TcpStream, n: usize) -> Vec<(u16, String)> {
     }
 }
 
-#[test]
-fn keep_alive_and_pipelined_requests_are_answered_in_order() {
-    let (_engine, port) = start(EngineConfig::default(), 4, echo);
+fn keep_alive_and_pipelined_requests_are_answered_in_order(mode: IoUring) {
+    let (_engine, port) = start(with_loop(mode), 4, echo);
     let mut s = connect(port);
     s.write_all(b"GET /one HTTP/1.1\r\nHost: a\r\n\r\nPOST /two HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET /three HTTP/1.1\r\nHost: a\r\n\r\n")
         .unwrap();
@@ -136,9 +207,8 @@ fn keep_alive_and_pipelined_requests_are_answered_in_order() {
     );
 }
 
-#[test]
-fn chunked_request_body_is_decoded_before_dispatch() {
-    let (_engine, port) = start(EngineConfig::default(), 1, echo);
+fn chunked_request_body_is_decoded_before_dispatch(mode: IoUring) {
+    let (_engine, port) = start(with_loop(mode), 1, echo);
     let mut s = connect(port);
     s.write_all(
         b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
@@ -153,9 +223,8 @@ fn chunked_request_body_is_decoded_before_dispatch() {
     );
 }
 
-#[test]
-fn malformed_request_gets_400_and_the_connection_closes() {
-    let (engine, port) = start(EngineConfig::default(), 1, echo);
+fn malformed_request_gets_400_and_the_connection_closes(mode: IoUring) {
+    let (engine, port) = start(with_loop(mode), 1, echo);
     let mut s = connect(port);
     s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\naGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n")
         .unwrap();
@@ -171,13 +240,12 @@ fn malformed_request_gets_400_and_the_connection_closes() {
     assert_eq!(engine.stats().requests_total, 0);
 }
 
-#[test]
-fn full_queue_answers_503_with_retry_after() {
+fn full_queue_answers_503_with_retry_after(mode: IoUring) {
     let config = EngineConfig {
         max_pending: 1,
         // The queued exchange is never answered; do not wait long for it when dropping.
         graceful_timeout: Duration::from_millis(100),
-        ..EngineConfig::default()
+        ..with_loop(mode)
     };
     // No application thread: the first exchange fills the queue.
     let (engine, port) = start(config, 0, echo);
@@ -200,11 +268,10 @@ fn full_queue_answers_503_with_retry_after() {
     assert_eq!(engine.stats().rejected, 1);
 }
 
-#[test]
-fn idle_connections_are_closed_after_idle_keepalive() {
+fn idle_connections_are_closed_after_idle_keepalive(mode: IoUring) {
     let config = EngineConfig {
         idle_keepalive: Duration::from_millis(200),
-        ..EngineConfig::default()
+        ..with_loop(mode)
     };
     let (_engine, port) = start(config, 1, echo);
     let mut s = connect(port);
@@ -218,13 +285,12 @@ fn idle_connections_are_closed_after_idle_keepalive() {
     );
 }
 
-#[test]
-fn graceful_stop_finishes_in_flight_requests_and_refuses_new_connections() {
+fn graceful_stop_finishes_in_flight_requests_and_refuses_new_connections(mode: IoUring) {
     fn slow(ex: &mut Exchange) {
         thread::sleep(Duration::from_millis(300));
         respond(ex, 200, b"finished");
     }
-    let (engine, port) = start(EngineConfig::default(), 2, slow);
+    let (engine, port) = start(with_loop(mode), 2, slow);
     let mut busy = connect(port);
     busy.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
         .unwrap();
@@ -249,35 +315,14 @@ fn graceful_stop_finishes_in_flight_requests_and_refuses_new_connections() {
     assert!(engine.queue().is_closed());
 }
 
-#[test]
-fn request_arriving_on_an_idle_connection_while_stopping_is_answered_then_closed() {
-    let (engine, port) = start(EngineConfig::default(), 1, echo);
-    let mut s = connect(port);
-    s.write_all(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
-        .unwrap();
-    assert_eq!(read_responses(&mut s, 1), vec![(200, "GET /first ".into())]);
-    // The client cannot know the server is stopping: its next request may already be on the
-    // wire. It is answered (with connection: close), not cut off.
-    engine.stop();
-    s.write_all(b"GET /second HTTP/1.1\r\nHost: a\r\n\r\n")
-        .unwrap();
-    let mut all = String::new();
-    s.read_to_string(&mut all).unwrap();
-    assert!(all.starts_with("HTTP/1.1 200 "), "{all}");
-    assert!(all.contains("connection: close\r\n"), "{all}");
-    assert!(all.ends_with("GET /second "), "{all}");
-    assert!(engine.wait_stopped(&WaitToken::new(), Some(Duration::from_secs(10))));
-}
-
-#[test]
-fn graceful_timeout_cuts_requests_that_take_too_long() {
+fn graceful_timeout_cuts_requests_that_take_too_long(mode: IoUring) {
     fn stuck(ex: &mut Exchange) {
         thread::sleep(Duration::from_secs(3));
         respond(ex, 200, b"late");
     }
     let config = EngineConfig {
         graceful_timeout: Duration::from_millis(200),
-        ..EngineConfig::default()
+        ..with_loop(mode)
     };
     let (engine, port) = start(config, 1, stuck);
     let mut s = connect(port);
@@ -292,11 +337,10 @@ fn graceful_timeout_cuts_requests_that_take_too_long() {
     assert!(buf.is_empty(), "no response after the graceful timeout");
 }
 
-#[test]
-fn request_read_timeout_answers_408_to_a_stalled_head() {
+fn request_read_timeout_answers_408_to_a_stalled_head(mode: IoUring) {
     let config = EngineConfig {
         request_read_timeout: Duration::from_millis(200),
-        ..EngineConfig::default()
+        ..with_loop(mode)
     };
     let (engine, port) = start(config, 1, echo);
     let mut s = connect(port);
@@ -307,8 +351,7 @@ fn request_read_timeout_answers_408_to_a_stalled_head() {
     assert_eq!(engine.stats().read_timeouts, 1);
 }
 
-#[test]
-fn streamed_response_is_chunked_and_coalesced_with_its_end() {
+fn streamed_response_is_chunked_and_coalesced_with_its_end(mode: IoUring) {
     fn stream(ex: &mut Exchange) {
         let head = HeadBuilder::new(200, 64).unwrap();
         let msg = ex.response.encode_stream_head(head).unwrap();
@@ -320,7 +363,7 @@ fn streamed_response_is_chunked_and_coalesced_with_its_end() {
         let msg = ex.response.encode_end().unwrap();
         ex.response.send(msg).unwrap();
     }
-    let (_engine, port) = start(EngineConfig::default(), 1, stream);
+    let (_engine, port) = start(with_loop(mode), 1, stream);
     let mut s = connect(port);
     s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
     let mut data = Vec::new();
@@ -338,17 +381,13 @@ fn streamed_response_is_chunked_and_coalesced_with_its_end() {
     );
 }
 
-#[test]
-fn unix_socket_listener_serves_and_removes_its_file() {
+fn unix_socket_listener_serves_and_removes_its_file(mode: IoUring) {
     use std::os::unix::net::UnixStream;
     let dir = std::env::temp_dir().join(format!("hyperion-engine-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("s.sock");
-    let engine = Engine::start(
-        EngineConfig::default(),
-        &[ListenSpec::Unix { path: path.clone() }],
-    )
-    .unwrap();
+    let engine =
+        Engine::start(with_loop(mode), &[ListenSpec::Unix { path: path.clone() }]).unwrap();
     let queue = engine.queue().clone();
     thread::spawn(move || {
         let token = WaitToken::new();
@@ -371,8 +410,7 @@ fn unix_socket_listener_serves_and_removes_its_file() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn large_bodies_spill_to_a_temp_file_and_arrive_intact() {
+fn large_bodies_spill_to_a_temp_file_and_arrive_intact(mode: IoUring) {
     fn where_stored(ex: &mut Exchange) {
         let kind: &[u8] = match ex.body {
             Body::Memory(_) => b"memory ",
@@ -392,7 +430,7 @@ fn large_bodies_spill_to_a_temp_file_and_arrive_intact() {
     }
     let config = EngineConfig {
         max_in_memory_body_bytes: 1000,
-        ..EngineConfig::default()
+        ..with_loop(mode)
     };
     let (_engine, port) = start(config, 1, where_stored);
     let payload: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
@@ -430,8 +468,7 @@ fn large_bodies_spill_to_a_temp_file_and_arrive_intact() {
     );
 }
 
-#[test]
-fn file_responses_go_out_with_sendfile_and_keep_alive() {
+fn file_responses_go_out_with_sendfile_and_keep_alive(mode: IoUring) {
     fn send_file(ex: &mut Exchange) {
         let path = std::env::temp_dir().join(format!("hyperion-sendfile-{}", std::process::id()));
         let content: Vec<u8> = (0..300_000u32).map(|i| b'a' + (i % 26) as u8).collect();
@@ -447,7 +484,7 @@ fn file_responses_go_out_with_sendfile_and_keep_alive() {
         assert!(matches!(msg, ResponseMsg::File { .. }) != ex.response.is_head_request());
         ex.response.send(msg).unwrap();
     }
-    let (_engine, port) = start(EngineConfig::default(), 1, send_file);
+    let (_engine, port) = start(with_loop(mode), 1, send_file);
     let mut s = connect(port);
     s.write_all(b"GET /f HTTP/1.1\r\nHost: a\r\n\r\nHEAD /f HTTP/1.1\r\nHost: a\r\n\r\nGET /f HTTP/1.1\r\nHost: a\r\n\r\n")
         .unwrap();
@@ -475,8 +512,7 @@ fn file_responses_go_out_with_sendfile_and_keep_alive() {
     assert_eq!(text.matches(&expected[..]).count(), 2);
 }
 
-#[test]
-fn full_hijack_hands_over_the_socket_with_the_bytes_read_ahead() {
+fn full_hijack_hands_over_the_socket_with_the_bytes_read_ahead(mode: IoUring) {
     fn hijack(ex: &mut Exchange) {
         let (msg, rx) = ex.response.hijack().unwrap();
         ex.response.send(msg).unwrap();
@@ -487,7 +523,7 @@ fn full_hijack_hands_over_the_socket_with_the_bytes_read_ahead() {
         sock.write_all(&reply).unwrap();
         // The engine no longer owns the socket: closing is ours.
     }
-    let (engine, port) = start(EngineConfig::default(), 1, hijack);
+    let (engine, port) = start(with_loop(mode), 1, hijack);
     let mut s = connect(port);
     s.write_all(b"GET /ws HTTP/1.1\r\nHost: a\r\n\r\nextra bytes")
         .unwrap();
@@ -504,8 +540,7 @@ fn full_hijack_hands_over_the_socket_with_the_bytes_read_ahead() {
     assert_eq!(engine.stats().connections_active, 0);
 }
 
-#[test]
-fn partial_hijack_writes_the_head_then_hands_over() {
+fn partial_hijack_writes_the_head_then_hands_over(mode: IoUring) {
     fn upgrade(ex: &mut Exchange) {
         let mut head = HeadBuilder::new(101, 128).unwrap();
         head.header(b"upgrade", b"echo").unwrap();
@@ -520,7 +555,7 @@ fn partial_hijack_writes_the_head_then_hands_over() {
         sock.read_exact(&mut buf).unwrap();
         sock.write_all(&buf).unwrap();
     }
-    let (_engine, port) = start(EngineConfig::default(), 1, upgrade);
+    let (_engine, port) = start(with_loop(mode), 1, upgrade);
     let mut s = connect(port);
     s.write_all(b"GET /e HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
         .unwrap();
@@ -543,23 +578,21 @@ fn partial_hijack_writes_the_head_then_hands_over() {
     assert_eq!(out, "ping");
 }
 
-#[test]
-fn written_notice_arrives_after_the_response_is_written() {
+fn written_notice_arrives_after_the_response_is_written(mode: IoUring) {
     fn notified(ex: &mut Exchange) {
         let rx = ex.response.request_written_notice();
         respond(ex, 200, b"done");
         let written = rx.recv_timeout(Duration::from_secs(10)).unwrap();
         assert!(written);
     }
-    let (_engine, port) = start(EngineConfig::default(), 1, notified);
+    let (_engine, port) = start(with_loop(mode), 1, notified);
     let mut s = connect(port);
     s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
     assert_eq!(read_responses(&mut s, 1), vec![(200, "done".to_string())]);
 }
 
-#[test]
-fn rejections_are_counted_by_reason() {
-    let (engine, port) = start(EngineConfig::default(), 1, echo);
+fn rejections_are_counted_by_reason(mode: IoUring) {
+    let (engine, port) = start(with_loop(mode), 1, echo);
     for req in [
         &b"GET / HTTP/1.1\r\nHost: a\r\nbad header\r\n\r\n"[..],
         b"GET / HTTP/1.1\r\n\r\n",
@@ -575,8 +608,7 @@ fn rejections_are_counted_by_reason() {
     assert!(reasons.contains(&("missing_host", 1)), "{reasons:?}");
 }
 
-#[test]
-fn static_routes_are_answered_by_the_io_thread_and_handlers_are_tagged() {
+fn static_routes_are_answered_by_the_io_thread_and_handlers_are_tagged(mode: IoUring) {
     use hyperion_engine::routes::{Method, RouteTable, StaticResponse};
     use hyperion_engine::Direct;
     fn tagged(ex: &mut Exchange) {
@@ -607,7 +639,7 @@ fn static_routes_are_answered_by_the_io_thread_and_handlers_are_tagged() {
     routes.add_handler(Method::Post, b"/ping", 3);
     let config = EngineConfig {
         routes: routes.clone(),
-        ..EngineConfig::default()
+        ..with_loop(mode)
     };
     // No application thread at all: static routes must not need one.
     let (engine, port) = start(config, 0, tagged);
@@ -625,7 +657,7 @@ fn static_routes_are_answered_by_the_io_thread_and_handlers_are_tagged() {
     // With threads, other routes reach the application tagged with their handler.
     let config = EngineConfig {
         routes,
-        ..EngineConfig::default()
+        ..with_loop(mode)
     };
     let (_engine, port) = start(config, 1, tagged);
     let mut s = connect(port);
@@ -635,6 +667,119 @@ fn static_routes_are_answered_by_the_io_thread_and_handlers_are_tagged() {
         read_responses(&mut s, 2),
         vec![(200, "handler 3".to_string()), (200, "rack".to_string())]
     );
+}
+
+fn expect_continue_is_answered_before_the_body_is_read(mode: IoUring) {
+    let (_engine, port) = start(with_loop(mode), 1, echo);
+    let mut s = connect(port);
+    s.write_all(
+        b"POST /c HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    let mut interim = [0u8; 25];
+    s.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"data").unwrap();
+    assert_eq!(
+        read_responses(&mut s, 1),
+        vec![(200, "POST /c data".to_string())]
+    );
+}
+
+fn stalled_body_gets_408(mode: IoUring) {
+    let config = EngineConfig {
+        request_read_timeout: Duration::from_millis(200),
+        ..with_loop(mode)
+    };
+    let (engine, port) = start(config, 1, echo);
+    let mut s = connect(port);
+    s.write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+        .unwrap();
+    let mut all = String::new();
+    let _ = s.read_to_string(&mut all);
+    assert!(all.starts_with("HTTP/1.1 408 "), "{all}");
+    assert_eq!(engine.stats().read_timeouts, 1);
+    assert_eq!(engine.stats().requests_total, 0);
+}
+
+fn a_client_that_stops_reading_is_dropped_after_write_timeout(mode: IoUring) {
+    fn flood(ex: &mut Exchange) {
+        respond(ex, 200, &vec![b'x'; 64 << 20]);
+    }
+    let config = EngineConfig {
+        write_timeout: Duration::from_millis(200),
+        ..with_loop(mode)
+    };
+    let (engine, port) = start(config, 1, flood);
+    let mut s = connect(port);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    // Never read: the server's writes stall, then it gives up on the client.
+    for _ in 0..500 {
+        if engine.stats().requests_total == 1 && engine.stats().connections_active == 0 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(engine.stats().connections_active, 0);
+    drop(s);
+}
+
+#[test]
+fn io_loop_reports_which_loop_runs_and_why() {
+    let off = Engine::start(EngineConfig::default(), &tcp()).unwrap();
+    assert_eq!(off.io_loop(), ("epoll", "io_uring is off".to_string()));
+    let auto = Engine::start(with_loop(IoUring::Auto), &tcp()).unwrap();
+    let (name, reason) = auto.io_loop();
+    assert!(!reason.is_empty());
+    let expected = if io_uring_available() {
+        "io_uring"
+    } else {
+        "epoll"
+    };
+    assert_eq!(name, expected, "{reason}");
+}
+
+fn a_long_pipeline_is_answered_in_order(mode: IoUring) {
+    // Far more than the engine reads ahead while the application answers.
+    let (_engine, port) = start(with_loop(mode), 2, echo);
+    let mut s = connect(port);
+    let count = 3000;
+    let mut pipeline = Vec::new();
+    for i in 0..count {
+        pipeline.extend_from_slice(format!("GET /{i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
+    }
+    let mut writer = s.try_clone().unwrap();
+    let sender = thread::spawn(move || writer.write_all(&pipeline).unwrap());
+    let got = read_responses(&mut s, count);
+    sender.join().unwrap();
+    assert_eq!(got.len(), count);
+    for (i, (status, body)) in got.iter().enumerate() {
+        assert_eq!(
+            (*status, body.as_str()),
+            (200, format!("GET /{i} ").as_str())
+        );
+    }
+}
+
+/// Epoll loop only: the idle-connection grace while stopping is a property of that loop.
+#[test]
+fn request_arriving_on_an_idle_connection_while_stopping_is_answered_then_closed() {
+    let (engine, port) = start(EngineConfig::default(), 1, echo);
+    let mut s = connect(port);
+    s.write_all(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_responses(&mut s, 1), vec![(200, "GET /first ".into())]);
+    // The client cannot know the server is stopping: its next request may already be on the
+    // wire. It is answered (with connection: close), not cut off.
+    engine.stop();
+    s.write_all(b"GET /second HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert!(all.starts_with("HTTP/1.1 200 "), "{all}");
+    assert!(all.contains("connection: close\r\n"), "{all}");
+    assert!(all.ends_with("GET /second "), "{all}");
+    assert!(engine.wait_stopped(&WaitToken::new(), Some(Duration::from_secs(10))));
 }
 
 /// Application threads for an engine started by hand.

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyperion_engine::{
-    log, Direct, Engine, EngineConfig, Exchange, HeadBuilder, ListenSpec, Pop, ResponseError,
-    ResponseMsg, WaitToken,
+    log, Direct, Engine, EngineConfig, Exchange, HeadBuilder, IoUring, ListenSpec, Pop,
+    ResponseError, ResponseMsg, WaitToken,
 };
 use magnus::prelude::*;
 use magnus::value::Lazy;
@@ -126,6 +126,14 @@ impl RbEngine {
             }
             config.stop_notify_fd = opt::<i32>(ruby, opts, "stop_notify_fd")?;
             config.routes = routes::ROUTES.clone();
+            if let Some(mode) = opt::<String>(ruby, opts, "io_uring")? {
+                config.io_uring = IoUring::parse(&mode).ok_or_else(|| {
+                    Error::new(
+                        ruby.exception_arg_error(),
+                        format!("io_uring must be off, auto or on, got {mode:?}"),
+                    )
+                })?;
+            }
             if let Some(n) = opt::<usize>(ruby, opts, "max_header_bytes")? {
                 config.limits.max_head_bytes = n;
             }
@@ -155,6 +163,9 @@ impl RbEngine {
                 });
             }
             let engine = Engine::start(config, &specs).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::Unsupported {
+                    return Error::new(ruby.get_inner(&BIND_ERROR), e.to_string());
+                }
                 let what: Vec<String> = specs
                     .iter()
                     .map(|s| match s {
@@ -248,6 +259,12 @@ impl RbEngine {
 
     fn ports(&self) -> Vec<u16> {
         self.engine.ports().to_vec()
+    }
+
+    /// `[name, reason]`: the connection loop that runs ("epoll" or "io_uring") and why.
+    fn io_loop(&self) -> (String, String) {
+        let (name, reason) = self.engine.io_loop();
+        (name.to_string(), reason)
     }
 
     fn stats(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
@@ -778,6 +795,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     engine.define_method("stopped?", method!(RbEngine::is_stopped, 0))?;
     engine.define_method("addresses", method!(RbEngine::addresses, 0))?;
     engine.define_method("ports", method!(RbEngine::ports, 0))?;
+    engine.define_method("io_loop", method!(RbEngine::io_loop, 0))?;
     engine.define_method("stats", method!(RbEngine::stats, 0))?;
 
     let exchange = native.define_class("Exchange", ruby.class_object())?;
