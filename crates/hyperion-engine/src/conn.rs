@@ -329,6 +329,9 @@ impl<S: Socket> Connection<S> {
             }
             let written = if out.is_empty() {
                 Ok(())
+            } else if matches!(end, BatchEnd::File { .. }) {
+                // A file follows: hold the head back so it leaves with the file's first bytes.
+                Box::pin(self.write_more(&out)).await
             } else {
                 self.write_all(&out).await
             };
@@ -376,6 +379,51 @@ impl<S: Socket> Connection<S> {
                 }
             }
         }
+    }
+
+    /// Writes `bytes` with MSG_MORE: the kernel keeps them until more data follows (or a
+    /// short delay passes), so a file's head goes out in the same segments as its first bytes.
+    async fn write_more(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let write_timeout = self.shared.config.write_timeout;
+        let mut sent = 0;
+        while sent < bytes.len() {
+            let io = &self.io;
+            let rest = &bytes[sent..];
+            let attempt = async move {
+                loop {
+                    io.writable().await?;
+                    let result = io.try_write_with(|sock| {
+                        // SAFETY: writes from a live slice to the connection's socket.
+                        let n = unsafe {
+                            libc::send(
+                                sock,
+                                rest.as_ptr() as *const libc::c_void,
+                                rest.len(),
+                                libc::MSG_MORE | libc::MSG_NOSIGNAL,
+                            )
+                        };
+                        if n < 0 {
+                            Err(io::Error::last_os_error())
+                        } else {
+                            Ok(n as usize)
+                        }
+                    });
+                    match result {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        other => return other,
+                    }
+                }
+            };
+            let n = match timeout(write_timeout, attempt).await {
+                Ok(result) => result?,
+                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
+            };
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            sent += n;
+        }
+        Ok(())
     }
 
     /// Sends the first `len` bytes of `file` with sendfile(2): the data goes from the page
