@@ -33,20 +33,8 @@ mkdir -p "$RAW_DIR"
 TMP=$(mktemp -d -t hyperion-fast.XXXXXX)
 SERVER_PID=""
 NOTES=()
-log() { printf '[fast_paths.sh] %s\n' "$*" >&2; }
-loud() { printf '\n!!!!!!!! %s\n\n' "$*" >&2; NOTES+=("$*"); }
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
-
-cleanup() {
-  if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -KILL -- "-$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # The files: an index (readiness checks ask for /), 1 KiB and 1 MiB of fixed bytes.
 FILES=$TMP/files
@@ -101,12 +89,6 @@ case_servers() {
     *) log "unknown case $1"; exit 1 ;;
   esac
 }
-
-to_ms() {
-  awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-    f = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : -1; if (f < 0) exit 1; printf "%.3f", n * f }'
-}
-median() { sort -g | awk -v fmt="$1" '{ a[NR] = $1 } END { if (NR == 0) exit; m = int((NR + 1) / 2); printf fmt, (NR % 2) ? a[m] : (a[m] + a[m + 1]) / 2 }'; }
 
 CASES=("$@")
 (( ${#CASES[@]} )) || CASES=(static page_cache sendfile handle static_uring)

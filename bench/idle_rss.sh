@@ -30,21 +30,8 @@ TMP=$(mktemp -d -t hyperion-idle.XXXXXX)
 SERVER_PID=""
 NOTES=()
 
-log() { printf '[idle_rss.sh] %s\n' "$*" >&2; }
-loud() { printf '\n!!!!!!!! %s\n\n' "$*" >&2; NOTES+=("$*"); }
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
-
-# Never leave a server behind holding its port; only the process group we started is killed.
-cleanup() {
-  if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -KILL -- "-$SERVER_PID" 2>/dev/null || kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # The client needs one fd per connection plus a few. The servers inherit this limit too:
 # Hyperion raises its soft limit to the hard limit by itself, puma does not, so raising it

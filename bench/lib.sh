@@ -1,5 +1,37 @@
-# Shared by bench/run.sh and bench/idle_rss.sh: starting and stopping the servers under test.
-# Expects SERVER_PID, STOP_TIMEOUT and the functions log and loud from the caller.
+# Shared by the scripts in bench/: logging, cleanup, starting and stopping the servers under
+# test, and the arithmetic on wrk's output. Expects TMP, SERVER_PID, NOTES and STOP_TIMEOUT
+# from the caller.
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+# Anomalies worth printing in the report (forced kills, invalid runs).
+loud() { printf '\n!!!!!!!! %s\n\n' "$*" >&2; NOTES+=("$*"); }
+
+# Whatever happens (error, Ctrl-C), never leave a server running: it would hold its port and
+# steal the server core from the next benchmark. Only the process group we started is killed.
+cleanup() {
+  if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -KILL -- "-$SERVER_PID" 2>/dev/null || kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wrk prints latencies as 850.00us / 3.21ms / 1.02s / 1.50m; normalise to ms.
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+    f = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : (u == "h") ? 3600000 : -1
+    if (f < 0) exit 1
+    printf "%.3f", n * f
+  }'
+}
+
+# Reads numbers (one per line); prints the median with printf format $1, or nothing for no input.
+median() {
+  sort -g | awk -v fmt="$1" '{ a[NR] = $1 } END { if (NR == 0) exit; m = int((NR + 1) / 2); printf fmt, (NR % 2) ? a[m] : (a[m] + a[m + 1]) / 2 }'
+}
 
 # Ready means an HTTP 200 on the port, not just an open socket: a server can bind before its
 # app is loaded.

@@ -39,22 +39,8 @@ TMP=$(mktemp -d -t hyperion-bench.XXXXXX)
 SERVER_PID=""          # the server currently running (also its process group id)
 NOTES=()               # anomalies worth printing in the report (forced kills, invalid runs)
 
-log() { printf '[run.sh] %s\n' "$*" >&2; }
-loud() { printf '\n!!!!!!!! %s\n\n' "$*" >&2; NOTES+=("$*"); }
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
-
-# Whatever happens (error, Ctrl-C), never leave a server running: it would hold the port
-# and steal core 0 from the next benchmark. Only the process group we started is killed.
-cleanup() {
-  if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -KILL -- "-$SERVER_PID" 2>/dev/null || kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 for tool in wrk taskset curl ss awk; do
   command -v "$tool" >/dev/null || { log "missing tool: $tool"; exit 1; }
@@ -151,21 +137,6 @@ record_native_ext() {
 }
 
 
-
-# wrk prints latencies as 850.00us / 3.21ms / 1.02s / 1.50m; normalise to ms.
-to_ms() {
-  awk -v v="$1" 'BEGIN {
-    n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-    f = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : (u == "h") ? 3600000 : -1
-    if (f < 0) exit 1
-    printf "%.3f", n * f
-  }'
-}
-
-median() {
-  # Reads numbers (one per line); prints the median with printf format $1, or nothing for no input.
-  sort -g | awk -v fmt="$1" '{ a[NR] = $1 } END { if (NR == 0) exit; m = int((NR + 1) / 2); printf fmt, (NR % 2) ? a[m] : (a[m] + a[m + 1]) / 2 }'
-}
 
 # CPU time (clock ticks, user + system) of every process in the server's process group: what
 # the server spent, wherever it ran (nginx's worker included). Divided by the requests wrk

@@ -25,10 +25,9 @@ module Hyperion
 
         url = mount + relative.split('/').map { |segment| ERB::Util.url_encode(segment) }.join('/')
         type = Rack::Mime.mime_type(File.extname(path), DEFAULT_TYPE)
-        bytes += Native.add_page_cache_file(url, path, type, immutable)
-        if File.basename(relative) == 'index.html'
-          Native.add_page_cache_file(url.delete_suffix('index.html'), path, type, immutable)
-        end
+        urls = [url]
+        urls << url.delete_suffix('index.html') if File.basename(relative) == 'index.html'
+        bytes += Native.add_page_cache_file(urls, path, type, immutable)
         files += 1
       end
       [files, bytes]

@@ -34,6 +34,11 @@ const READ_CHUNK: usize = 4096;
 /// would lose that request, answering it with `connection: close` does not.
 const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
+/// The error of a write that made no progress for `write_timeout`.
+fn write_timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "write timed out")
+}
+
 /// Largest single sendfile call (the kernel caps one call near 2 GiB anyway).
 const SENDFILE_MAX: u64 = 1 << 30;
 
@@ -381,43 +386,46 @@ impl<S: Socket> Connection<S> {
         }
     }
 
+    /// Runs one write-side system call on the socket once it is writable (`call` returns what
+    /// the call returned: a byte count, or -1 with errno set), retrying when it would block.
+    /// A client that accepts nothing for `write_timeout` is cut off.
+    async fn write_op(&self, mut call: impl FnMut(RawFd) -> isize) -> io::Result<usize> {
+        let io = &self.io;
+        let attempt = async {
+            loop {
+                io.writable().await?;
+                let result = io.try_write_with(|sock| match call(sock) {
+                    n if n < 0 => Err(io::Error::last_os_error()),
+                    n => Ok(n as usize),
+                });
+                match result {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    other => return other,
+                }
+            }
+        };
+        timeout(self.shared.config.write_timeout, attempt)
+            .await
+            .unwrap_or_else(|_| Err(write_timed_out()))
+    }
+
     /// Writes `bytes` with MSG_MORE: the kernel keeps them until more data follows (or a
     /// short delay passes), so a file's head goes out in the same segments as its first bytes.
     async fn write_more(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let write_timeout = self.shared.config.write_timeout;
         let mut sent = 0;
         while sent < bytes.len() {
-            let io = &self.io;
             let rest = &bytes[sent..];
-            let attempt = async move {
-                loop {
-                    io.writable().await?;
-                    let result = io.try_write_with(|sock| {
-                        // SAFETY: writes from a live slice to the connection's socket.
-                        let n = unsafe {
-                            libc::send(
-                                sock,
-                                rest.as_ptr() as *const libc::c_void,
-                                rest.len(),
-                                libc::MSG_MORE | libc::MSG_NOSIGNAL,
-                            )
-                        };
-                        if n < 0 {
-                            Err(io::Error::last_os_error())
-                        } else {
-                            Ok(n as usize)
-                        }
-                    });
-                    match result {
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                        other => return other,
-                    }
-                }
-            };
-            let n = match timeout(write_timeout, attempt).await {
-                Ok(result) => result?,
-                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
-            };
+            // SAFETY: writes from a live slice to the connection's socket.
+            let n = self
+                .write_op(|sock| unsafe {
+                    libc::send(
+                        sock,
+                        rest.as_ptr() as *const libc::c_void,
+                        rest.len(),
+                        libc::MSG_MORE | libc::MSG_NOSIGNAL,
+                    )
+                })
+                .await?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
@@ -431,34 +439,14 @@ impl<S: Socket> Connection<S> {
     async fn send_file(&mut self, file: &std::fs::File, len: u64) -> io::Result<()> {
         let file_fd = file.as_raw_fd();
         let mut offset: libc::off_t = 0;
-        let write_timeout = self.shared.config.write_timeout;
         while (offset as u64) < len {
             let count = (len - offset as u64).min(SENDFILE_MAX) as usize;
-            let io = &self.io;
             let offset_ref = &mut offset;
-            let attempt = async move {
-                loop {
-                    io.writable().await?;
-                    let result = io.try_write_with(|sock| {
-                        // SAFETY: both descriptors stay open for the call and `offset_ref`
-                        // points to a live off_t.
-                        let n = unsafe { libc::sendfile(sock, file_fd, &mut *offset_ref, count) };
-                        if n < 0 {
-                            Err(io::Error::last_os_error())
-                        } else {
-                            Ok(n as usize)
-                        }
-                    });
-                    match result {
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                        other => return other,
-                    }
-                }
-            };
-            let sent = match timeout(write_timeout, attempt).await {
-                Ok(result) => result?,
-                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
-            };
+            // SAFETY: both descriptors stay open for the call and `offset_ref` points to a
+            // live off_t.
+            let sent = self
+                .write_op(|sock| unsafe { libc::sendfile(sock, file_fd, &mut *offset_ref, count) })
+                .await?;
             if sent == 0 {
                 // The file shrank after its length was announced: the response cannot be
                 // completed, so the connection must close.
@@ -499,10 +487,9 @@ impl<S: Socket> Connection<S> {
                     io::IoSlice::new(&[]),
                 ]
             };
-            let n = match timeout(write_timeout, self.io.write_vectored(&slices)).await {
-                Ok(r) => r?,
-                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
-            };
+            let n = timeout(write_timeout, self.io.write_vectored(&slices))
+                .await
+                .unwrap_or_else(|_| Err(write_timed_out()))?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
@@ -514,10 +501,9 @@ impl<S: Socket> Connection<S> {
     /// Writes everything or fails; a client that stops reading for `write_timeout` is cut off
     /// so it cannot pin the connection forever.
     async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match timeout(self.shared.config.write_timeout, self.io.write_all(bytes)).await {
-            Ok(result) => result,
-            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
-        }
+        timeout(self.shared.config.write_timeout, self.io.write_all(bytes))
+            .await
+            .unwrap_or_else(|_| Err(write_timed_out()))
     }
 
     async fn reject(&mut self, err: ParseError) -> io::Result<Outcome> {

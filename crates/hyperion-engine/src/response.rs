@@ -107,6 +107,22 @@ impl ResponseSender {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Disconnected;
 
+/// Refuses a header name that is not a token, or a value with CR, LF, NUL or another control
+/// character: such bytes must never reach the wire.
+fn check_header(name: &[u8], value: &[u8]) -> Result<(), ResponseError> {
+    if !is_valid_header_name(name) {
+        return Err(ResponseError::InvalidHeaderName(
+            String::from_utf8_lossy(name).into(),
+        ));
+    }
+    if !is_valid_header_value(value) {
+        return Err(ResponseError::InvalidHeaderValue(
+            String::from_utf8_lossy(name).into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A response head under construction. Headers go straight into the output buffer; the framing
 /// headers are appended by [`Response`] once the body's shape is known.
 pub struct HeadBuilder {
@@ -117,6 +133,9 @@ pub struct HeadBuilder {
     /// The app's own Connection value, written only for a hijacked (upgraded) response.
     connection: Option<Vec<u8>>,
     has_date: bool,
+    /// The date is added when the response is sent (a prebuilt response): a given one is
+    /// checked and dropped.
+    date_at_send: bool,
 }
 
 impl HeadBuilder {
@@ -133,7 +152,31 @@ impl HeadBuilder {
             app_close: false,
             connection: None,
             has_date: false,
+            date_at_send: false,
         })
+    }
+
+    /// A head for a response built once and sent many times, which gets its `date` line
+    /// when sent.
+    pub fn dated_at_send(status: i64, size_hint: usize) -> Result<Self, ResponseError> {
+        let mut head = HeadBuilder::new(status, size_hint)?;
+        head.date_at_send = true;
+        Ok(head)
+    }
+
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The status line and the header lines so far.
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
+    fn push_content_length(&mut self, len: u64) {
+        self.buf.extend_from_slice(b"content-length: ");
+        self.buf.extend_from_slice(itoa_buf(len).as_bytes());
+        self.buf.extend_from_slice(b"\r\n");
     }
 
     /// The app's Content-Length, if it declared one.
@@ -144,16 +187,7 @@ impl HeadBuilder {
     /// Adds one header line. Framing headers are interpreted, not copied: the server frames
     /// the body itself so the app cannot desynchronise the connection.
     pub fn header(&mut self, name: &[u8], value: &[u8]) -> Result<(), ResponseError> {
-        if !is_valid_header_name(name) {
-            return Err(ResponseError::InvalidHeaderName(
-                String::from_utf8_lossy(name).into(),
-            ));
-        }
-        if !is_valid_header_value(value) {
-            return Err(ResponseError::InvalidHeaderValue(
-                String::from_utf8_lossy(name).into(),
-            ));
-        }
+        check_header(name, value)?;
         match name.len() {
             14 if name.eq_ignore_ascii_case(b"content-length") => {
                 let text = std::str::from_utf8(value).ok();
@@ -181,7 +215,12 @@ impl HeadBuilder {
                 self.connection = Some(value.to_vec());
                 return Ok(());
             }
-            4 if name.eq_ignore_ascii_case(b"date") => self.has_date = true,
+            4 if name.eq_ignore_ascii_case(b"date") => {
+                if self.date_at_send {
+                    return Ok(());
+                }
+                self.has_date = true;
+            }
             _ if name.starts_with(b"rack.") => return Ok(()),
             _ => {}
         }
@@ -303,10 +342,7 @@ impl Response {
                 (true, Some(declared)) => declared,
                 _ => body_len,
             };
-            let digits = itoa_buf(len);
-            head.buf.extend_from_slice(b"content-length: ");
-            head.buf.extend_from_slice(digits.as_bytes());
-            head.buf.extend_from_slice(b"\r\n");
+            head.push_content_length(len);
         }
         self.finish_head(&mut head, keep_alive);
         let mut bytes = head.buf;
@@ -335,10 +371,7 @@ impl Response {
         let framing = if !body_allowed(head.status) {
             StreamFraming::NoBody
         } else if let Some(len) = head.content_length {
-            let digits = itoa_buf(len);
-            head.buf.extend_from_slice(b"content-length: ");
-            head.buf.extend_from_slice(digits.as_bytes());
-            head.buf.extend_from_slice(b"\r\n");
+            head.push_content_length(len);
             if self.head_request {
                 StreamFraming::NoBody
             } else {
@@ -469,38 +502,26 @@ impl Response {
     /// by the connection task with sendfile. HEAD requests get the head only.
     pub fn encode_file(
         &mut self,
-        mut head: HeadBuilder,
+        head: HeadBuilder,
         file: std::fs::File,
         len: u64,
     ) -> Result<ResponseMsg, ResponseError> {
-        if self.state != State::Pending {
-            return Err(ResponseError::AlreadyStarted);
-        }
-        let keep_alive = self.keep_alive_for(&head);
-        let with_body = body_allowed(head.status);
-        if with_body {
-            let digits = itoa_buf(len);
-            head.buf.extend_from_slice(b"content-length: ");
-            head.buf.extend_from_slice(digits.as_bytes());
-            head.buf.extend_from_slice(b"\r\n");
-        }
-        self.finish_head(&mut head, keep_alive);
-        self.state = State::Done;
-        let notice = self.notice.take();
-        if !with_body || self.head_request || len == 0 {
-            return Ok(ResponseMsg::Final {
-                bytes: head.buf,
-                close: !keep_alive,
+        let sends_body = body_allowed(head.status) && !self.head_request && len > 0;
+        // The head is that of a full response of `len` bytes; only the body travels apart.
+        match self.encode_full(head, len, |_| {})? {
+            ResponseMsg::Final {
+                bytes,
+                close,
                 notice,
-            });
+            } if sends_body => Ok(ResponseMsg::File {
+                head: bytes,
+                file,
+                len,
+                close,
+                notice,
+            }),
+            other => Ok(other),
         }
-        Ok(ResponseMsg::File {
-            head: head.buf,
-            file,
-            len,
-            close: !keep_alive,
-            notice,
-        })
     }
 
     /// An informational (1xx) response sent ahead of the real one, e.g. 103 Early Hints.

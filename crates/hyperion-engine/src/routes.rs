@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use hyperion_http::{is_valid_header_name, is_valid_header_value, Version};
+use hyperion_http::Version;
 
-use crate::response::ResponseError;
+use crate::response::{HeadBuilder, ResponseError};
 
 /// The methods a route can be registered for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -72,6 +72,7 @@ struct FileSource {
 
 /// A complete response built once: everything but the `date` and `connection` lines.
 pub struct StaticResponse {
+    status: u16,
     /// Status line and headers, each ending in CRLF.
     head: Vec<u8>,
     /// `content-length: N\r\n`.
@@ -81,56 +82,37 @@ pub struct StaticResponse {
 
 impl StaticResponse {
     /// `headers` are validated like any response header; content-length, transfer-encoding,
-    /// connection and date are computed by the server and may not be given.
+    /// connection and date are the server's, so given values are checked but not copied.
     pub fn new(
         status: u16,
         headers: &[(Vec<u8>, Vec<u8>)],
         body: Vec<u8>,
     ) -> Result<StaticResponse, ResponseError> {
+        let mut head = HeadBuilder::dated_at_send(status as i64, 128)?;
+        for (name, value) in headers {
+            head.header(name, value)?;
+        }
+        StaticResponse::from_head(head, body)
+    }
+
+    /// From a head made with [`HeadBuilder::dated_at_send`].
+    pub fn from_head(head: HeadBuilder, body: Vec<u8>) -> Result<StaticResponse, ResponseError> {
+        let status = head.status();
         if !(200..=999).contains(&status) || status == 204 || status == 304 {
             return Err(ResponseError::InvalidStatus(status as i64));
         }
-        let mut head = Vec::with_capacity(128);
-        hyperion_http::write_status_line(&mut head, status);
-        for (name, value) in headers {
-            if !is_valid_header_name(name) {
-                return Err(ResponseError::InvalidHeaderName(
-                    String::from_utf8_lossy(name).into(),
-                ));
-            }
-            if !is_valid_header_value(value) {
-                return Err(ResponseError::InvalidHeaderValue(
-                    String::from_utf8_lossy(name).into(),
-                ));
-            }
-            let framing = [
-                &b"content-length"[..],
-                b"transfer-encoding",
-                b"connection",
-                b"date",
-            ];
-            if framing.iter().any(|f| name.eq_ignore_ascii_case(f)) {
-                continue;
-            }
-            head.extend_from_slice(name);
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(value);
-            head.extend_from_slice(b"\r\n");
-        }
+        let head = head.into_bytes();
         let length_line = format!("content-length: {}\r\n", body.len()).into_bytes();
         Ok(StaticResponse {
+            status,
             head,
             length_line,
             body,
         })
     }
 
-    /// The status code, from the status line.
     pub fn status(&self) -> u16 {
-        std::str::from_utf8(&self.head[9..12])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(200)
+        self.status
     }
 
     pub fn body_len(&self) -> usize {
@@ -203,16 +185,20 @@ impl StaticRoute {
         if mtime == source.mtime && meta.len() == source.len {
             return;
         }
-        let Ok(body) = std::fs::read(&source.path) else {
-            return;
-        };
-        let headers = vec![(b"content-type".to_vec(), source.content_type.clone())];
-        if let Ok(response) = StaticResponse::new(200, &headers, body) {
+        if let Ok(response) = file_response(&source.path, &source.content_type) {
             source.mtime = mtime;
             source.len = response.body_len() as u64;
             *self.response.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(response);
         }
     }
+}
+
+/// A file as a complete 200 response with its content type.
+fn file_response(path: &std::path::Path, content_type: &[u8]) -> std::io::Result<StaticResponse> {
+    let body = std::fs::read(path)?;
+    let headers = [(b"content-type".to_vec(), content_type.to_vec())];
+    StaticResponse::new(200, &headers, body)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))
 }
 
 #[derive(Clone)]
@@ -278,20 +264,18 @@ impl RouteTable {
         self.insert(method, path, Route::Static(Arc::new(route)));
     }
 
-    /// Registers a file of the page cache for GET (and so HEAD) at `path`. Returns its size.
+    /// Registers a file of the page cache for GET (and so HEAD) at each of `paths` (one
+    /// entry, so one read and one recheck however many paths serve it). Returns its size.
     pub fn add_file(
         &self,
-        path: &[u8],
+        paths: &[&[u8]],
         file: &std::path::Path,
         content_type: &[u8],
         immutable: bool,
     ) -> std::io::Result<u64> {
         let meta = std::fs::metadata(file)?;
-        let body = std::fs::read(file)?;
-        let len = body.len() as u64;
-        let headers = vec![(b"content-type".to_vec(), content_type.to_vec())];
-        let response = StaticResponse::new(200, &headers, body)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        let response = file_response(file, content_type)?;
+        let len = response.body_len() as u64;
         let source = (!immutable).then(|| {
             Mutex::new(FileSource {
                 path: file.to_path_buf(),
@@ -301,12 +285,14 @@ impl RouteTable {
                 checked: Instant::now(),
             })
         });
-        let route = StaticRoute {
+        let route = Arc::new(StaticRoute {
             response: RwLock::new(Arc::new(response)),
             source,
             page_cache: true,
-        };
-        self.insert(Method::Get, path, Route::Static(Arc::new(route)));
+        });
+        for path in paths {
+            self.insert(Method::Get, path, Route::Static(route.clone()));
+        }
         Ok(len)
     }
 
@@ -437,8 +423,10 @@ mod tests {
         let file = dir.join("a.txt");
         std::fs::write(&file, "one").unwrap();
         let t = RouteTable::new();
-        t.add_file(b"/a.txt", &file, b"text/plain", false).unwrap();
-        t.add_file(b"/b.txt", &file, b"text/plain", true).unwrap();
+        t.add_file(&[b"/a.txt"], &file, b"text/plain", false)
+            .unwrap();
+        t.add_file(&[b"/b.txt", b"/c.txt"], &file, b"text/plain", true)
+            .unwrap();
         std::fs::write(&file, "changed").unwrap();
         let current = |p: &[u8]| match t.lookup(b"GET", p).unwrap().route {
             Route::Static(s) => s,
@@ -452,6 +440,8 @@ mod tests {
         assert_eq!(entry.current().body, b"changed");
         // Immutable entries never look again.
         assert_eq!(current(b"/b.txt").current().body, b"one");
+        // Several paths, one entry.
+        assert!(Arc::ptr_eq(&current(b"/b.txt"), &current(b"/c.txt")));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -291,6 +291,66 @@ impl RbEngine {
     }
 }
 
+/// Adds a Rack headers Hash to `head`: String values, or Arrays of Strings (one line each);
+/// `rack.*` keys are the server's business and skipped.
+pub(crate) fn add_headers(
+    ruby: &Ruby,
+    head: &mut HeadBuilder,
+    headers: RHash,
+) -> Result<(), Error> {
+    let mut failure: Option<Error> = None;
+    headers.foreach(|name: Value, value: Value| {
+        let Some(name) = RString::from_value(name) else {
+            failure = Some(invalid(
+                ruby,
+                ResponseError::InvalidHeaderName(format!("{name:?}")),
+            ));
+            return Ok(magnus::r_hash::ForEach::Stop);
+        };
+        // SAFETY: the bytes are copied into the head before any Ruby code can run.
+        let name_bytes = unsafe { name.as_slice() };
+        if name_bytes.starts_with(b"rack.") {
+            return Ok(magnus::r_hash::ForEach::Continue);
+        }
+        let result = if let Some(value) = RString::from_value(value) {
+            // SAFETY: as above.
+            head.header(name_bytes, unsafe { value.as_slice() })
+        } else if let Some(values) = RArray::from_value(value) {
+            let mut r = Ok(());
+            for v in values.into_iter() {
+                match RString::from_value(v) {
+                    // SAFETY: as above.
+                    Some(v) => r = head.header(name_bytes, unsafe { v.as_slice() }),
+                    None => {
+                        r = Err(ResponseError::InvalidHeaderValue(
+                            String::from_utf8_lossy(name_bytes).into(),
+                        ))
+                    }
+                }
+                if r.is_err() {
+                    break;
+                }
+            }
+            r
+        } else {
+            Err(ResponseError::InvalidHeaderValue(
+                String::from_utf8_lossy(name_bytes).into(),
+            ))
+        };
+        match result {
+            Ok(()) => Ok(magnus::r_hash::ForEach::Continue),
+            Err(e) => {
+                failure = Some(invalid(ruby, e));
+                Ok(magnus::r_hash::ForEach::Stop)
+            }
+        }
+    })?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// Files up to this size are read and sent together with the head in one write.
 const SMALL_FILE: u64 = 64 * 1024;
 
@@ -368,57 +428,8 @@ impl RbExchange {
 
     fn head_from(ruby: &Ruby, status: i64, headers: RHash) -> Result<HeadBuilder, Error> {
         let mut head = HeadBuilder::new(status, 256).map_err(|e| invalid(ruby, e))?;
-        let mut failure: Option<Error> = None;
-        headers.foreach(|name: Value, value: Value| {
-            let Some(name) = RString::from_value(name) else {
-                failure = Some(invalid(
-                    ruby,
-                    ResponseError::InvalidHeaderName(format!("{name:?}")),
-                ));
-                return Ok(magnus::r_hash::ForEach::Stop);
-            };
-            // SAFETY: the bytes are copied into the head before any Ruby code can run.
-            let name_bytes = unsafe { name.as_slice() };
-            if name_bytes.starts_with(b"rack.") {
-                return Ok(magnus::r_hash::ForEach::Continue);
-            }
-            let result = if let Some(value) = RString::from_value(value) {
-                // SAFETY: as above.
-                head.header(name_bytes, unsafe { value.as_slice() })
-            } else if let Some(values) = RArray::from_value(value) {
-                let mut r = Ok(());
-                for v in values.into_iter() {
-                    match RString::from_value(v) {
-                        // SAFETY: as above.
-                        Some(v) => r = head.header(name_bytes, unsafe { v.as_slice() }),
-                        None => {
-                            r = Err(ResponseError::InvalidHeaderValue(
-                                String::from_utf8_lossy(name_bytes).into(),
-                            ))
-                        }
-                    }
-                    if r.is_err() {
-                        break;
-                    }
-                }
-                r
-            } else {
-                Err(ResponseError::InvalidHeaderValue(
-                    String::from_utf8_lossy(name_bytes).into(),
-                ))
-            };
-            match result {
-                Ok(()) => Ok(magnus::r_hash::ForEach::Continue),
-                Err(e) => {
-                    failure = Some(invalid(ruby, e));
-                    Ok(magnus::r_hash::ForEach::Stop)
-                }
-            }
-        })?;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(head),
-        }
+        add_headers(ruby, &mut head, headers)?;
+        Ok(head)
     }
 
     /// The whole response at once: an Array body becomes one write with the head.

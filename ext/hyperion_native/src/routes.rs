@@ -4,8 +4,8 @@
 use std::sync::{Arc, LazyLock};
 
 use hyperion_engine::routes::{Method, RouteTable, StaticResponse};
-use magnus::prelude::*;
-use magnus::{Error, RHash, RString, Ruby, Value};
+use hyperion_engine::HeadBuilder;
+use magnus::{Error, RArray, RHash, RString, Ruby, TryConvert};
 
 pub static ROUTES: LazyLock<Arc<RouteTable>> = LazyLock::new(|| Arc::new(RouteTable::new()));
 
@@ -24,31 +24,6 @@ fn method(ruby: &Ruby, name: String) -> Result<Method, Error> {
     })
 }
 
-/// Header name and value bytes.
-type Header = (Vec<u8>, Vec<u8>);
-
-fn header_pairs(ruby: &Ruby, headers: RHash) -> Result<Vec<Header>, Error> {
-    let mut pairs = Vec::new();
-    headers.foreach(|name: Value, value: Value| {
-        let name = RString::try_convert(name)?;
-        let name = bytes(name);
-        match RString::from_value(value) {
-            Some(v) => pairs.push((name, bytes(v))),
-            None => {
-                return Err(Error::new(
-                    ruby.exception_arg_error(),
-                    format!(
-                        "header {:?} must be a String",
-                        String::from_utf8_lossy(&name)
-                    ),
-                ))
-            }
-        }
-        Ok(magnus::r_hash::ForEach::Continue)
-    })?;
-    Ok(pairs)
-}
-
 /// `Native.add_static_route(method, path, status, headers, body)`
 pub fn add_static_route(
     ruby: &Ruby,
@@ -59,10 +34,11 @@ pub fn add_static_route(
     body: RString,
 ) -> Result<(), Error> {
     let method = method(ruby, method_name)?;
-    let pairs = header_pairs(ruby, headers)?;
-    let status = u16::try_from(status).unwrap_or(0);
-    let response = StaticResponse::new(status, &pairs, bytes(body))
-        .map_err(|e| Error::new(ruby.exception_arg_error(), e.to_string()))?;
+    let arg_error =
+        |e: hyperion_engine::ResponseError| Error::new(ruby.exception_arg_error(), e.to_string());
+    let mut head = HeadBuilder::dated_at_send(status, 256).map_err(arg_error)?;
+    crate::add_headers(ruby, &mut head, headers)?;
+    let response = StaticResponse::from_head(head, bytes(body)).map_err(arg_error)?;
     ROUTES.add_static(method, &bytes(path), response);
     Ok(())
 }
@@ -79,17 +55,23 @@ pub fn add_handler_route(
     Ok(())
 }
 
-/// `Native.add_page_cache_file(url_path, file_path, content_type, immutable)`: the file's size.
+/// `Native.add_page_cache_file(url_paths, file_path, content_type, immutable)`: the file's
+/// size. Every URL path in the Array serves the same entry.
 pub fn add_page_cache_file(
     ruby: &Ruby,
-    url_path: RString,
+    url_paths: RArray,
     file: String,
     content_type: RString,
     immutable: bool,
 ) -> Result<u64, Error> {
+    let paths = url_paths
+        .into_iter()
+        .map(|path| RString::try_convert(path).map(bytes))
+        .collect::<Result<Vec<_>, Error>>()?;
+    let paths: Vec<&[u8]> = paths.iter().map(Vec::as_slice).collect();
     ROUTES
         .add_file(
-            &bytes(url_path),
+            &paths,
             std::path::Path::new(&file),
             &bytes(content_type),
             immutable,
