@@ -330,9 +330,8 @@ RSpec.describe Hyperion::Config do
       expect(config.config_file).to eq(File.expand_path(path))
     end
 
-    it 'refuses io_uring on in cluster mode, where workers run the epoll loop' do
-      expect { resolve(cli: { workers: '2', io_uring: 'on' }) }
-        .to raise_error(Hyperion::ConfigError, /io_uring on \(from .*\) is not available in cluster mode/)
+    it 'takes io_uring in cluster mode too: each worker runs its own ring' do
+      expect(resolve(cli: { workers: '2', io_uring: 'on' }).io_uring).to eq(:on)
       expect(resolve(cli: { workers: '2', io_uring: 'auto' }).io_uring).to eq(:auto)
     end
 

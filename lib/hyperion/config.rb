@@ -186,7 +186,7 @@ module Hyperion
     setting :worker_max_rss_mb, nil, integer_type(min: 1), 'Cluster mode: a worker whose resident memory exceeds this many MiB is replaced gracefully. Unset: no limit.', arg: 'MB', example: 1024
     setting :worker_check_interval, 5, seconds_type(min: 0, exclusive: true), 'Cluster mode: seconds between checks of the workers\' memory.', arg: 'SECONDS'
     setting :worker_boot_timeout, 60, seconds_type(min: 0, exclusive: true), 'Cluster mode: seconds a new worker has to load the application and run its boot hooks; slower ones are killed and replaced.', arg: 'SECONDS'
-    setting :io_uring, :off, symbol_type(%i[off auto on]), 'Connection loop: `off` (epoll), `auto` (io_uring when the kernel supports it, else epoll) or `on` (io_uring, or refuse to start). Linux only; the boot log says which loop runs and why. Cluster workers (`workers` other than 1) use epoll for now: `auto` falls back, `on` refuses to start.', arg: 'MODE'
+    setting :io_uring, :off, symbol_type(%i[off auto on]), 'Connection loop: `off` (epoll), `auto` (io_uring when the kernel supports it, else epoll) or `on` (io_uring, or refuse to start). Linux only; the boot log says which loop runs and why. In cluster mode each worker makes its own choice and logs it.', arg: 'MODE'
 
     @settings.freeze
 
@@ -293,10 +293,6 @@ module Hyperion
 
     # Combinations each value allows alone but this platform cannot run.
     def self.check_supported!(values, sources)
-      if values[:io_uring] == :on && values[:workers] != 1
-        raise ConfigError, "io_uring on (from #{sources[:io_uring]}) is not available in cluster mode yet: " \
-                           'workers run the epoll loop; use io_uring auto or off'
-      end
       return unless values[:worker_model] == :reuseport && !LINUX
 
       raise ConfigError, "worker_model reuseport (from #{sources[:worker_model]}) needs Linux, whose kernel " \

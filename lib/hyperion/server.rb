@@ -92,9 +92,7 @@ module Hyperion
         log_level: @logger.level.to_s,
         log_format: @logger.format.to_s,
         stop_notify_fd: @stopped_writer.fileno,
-        # Cluster workers share their listening sockets with the master and with each other;
-        # the io_uring loop does not handle shared sockets yet (docs/ARCHITECTURE.md).
-        io_uring: @listeners ? 'off' : @config.io_uring.to_s
+        io_uring: @config.io_uring.to_s
       }
     end
 

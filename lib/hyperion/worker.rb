@@ -58,7 +58,8 @@ module Hyperion
       @socket.close
       @server.stop if @stopping
       report('booted')
-      @logger.info("worker #{@index} booted (pid #{Process.pid})")
+      name, reason = @server.io_loop
+      @logger.info("worker #{@index} booted (pid #{Process.pid}), connection loop: #{name} (#{reason})")
       @server.wait
     end
 

@@ -4,6 +4,7 @@ require 'spec_helper'
 require 'open3'
 require 'set'
 require 'tmpdir'
+require_relative '../support/io_uring_probe'
 
 # Cluster mode end to end: a real master, real workers, real signals and sockets. Process
 # facts (parent, state) are read from /proc, so this runs on Linux.
@@ -328,35 +329,46 @@ RSpec.describe 'Cluster mode (-w N)', if: RUBY_PLATFORM.include?('linux') do
       expect(report).not_to include('Non-2xx'), "#{report}\n#{server.log}"
     end
 
-    it 'loses no request through a USR1 rolling restart' do
-      server = cluster
-      old = live_workers(server)
-      report = wrk_through(server.port) do
-        server.signal('USR1')
-        eventually(timeout: 20) { (live_workers(server) & old).empty? && booted(server).size == 4 }
-      end
-      expect_no_errors(report, server)
-    end
+    loops = [['epoll', []]]
+    loops << ['io_uring', %w[--io-uring on]] if IoUringProbe.available?
+    loops.each do |name, loop_args|
+      context "with the #{name} loop" do
+        it 'boots every worker on that loop' do
+          server = cluster(*loop_args)
+          expect(server.log.scan(/connection loop: #{name}/).size).to be >= 2, server.log
+        end
 
-    it 'loses no request when one worker is sent TERM' do
-      server = cluster
-      index, victim = booted(server).first
-      report = wrk_through(server.port) do
-        Process.kill('TERM', victim)
-        eventually(timeout: 20) { gone?(victim) && booted(server).size == 3 }
-      end
-      expect_no_errors(report, server)
-      expect(booted(server).last.first).to eq(index)
-    end
+        it 'loses no request through a USR1 rolling restart' do
+          server = cluster(*loop_args)
+          old = live_workers(server)
+          report = wrk_through(server.port) do
+            server.signal('USR1')
+            eventually(timeout: 20) { (live_workers(server) & old).empty? && booted(server).size == 4 }
+          end
+          expect_no_errors(report, server)
+        end
 
-    it 'loses no request through a USR1 rolling restart with worker_model share' do
-      server = cluster('--worker-model', 'share')
-      old = live_workers(server)
-      report = wrk_through(server.port) do
-        server.signal('USR1')
-        eventually(timeout: 20) { (live_workers(server) & old).empty? && booted(server).size == 4 }
+        it 'loses no request when one worker is sent TERM' do
+          server = cluster(*loop_args)
+          index, victim = booted(server).first
+          report = wrk_through(server.port) do
+            Process.kill('TERM', victim)
+            eventually(timeout: 20) { gone?(victim) && booted(server).size == 3 }
+          end
+          expect_no_errors(report, server)
+          expect(booted(server).last.first).to eq(index)
+        end
+
+        it 'loses no request through a USR1 rolling restart with worker_model share' do
+          server = cluster('--worker-model', 'share', *loop_args)
+          old = live_workers(server)
+          report = wrk_through(server.port) do
+            server.signal('USR1')
+            eventually(timeout: 20) { (live_workers(server) & old).empty? && booted(server).size == 4 }
+          end
+          expect_no_errors(report, server)
+        end
       end
-      expect_no_errors(report, server)
     end
   end
 end

@@ -406,7 +406,12 @@ impl Conn {
             State::Head { started } => {
                 if self.buf.is_empty() {
                     if io.shared.is_draining() {
-                        return Step::End(End::Close);
+                        let until = io.drain_idle_until();
+                        return if until > io.now {
+                            Step::Read(until)
+                        } else {
+                            Step::End(End::Close)
+                        };
                     }
                     return Step::Read(io.now + config.idle_keepalive);
                 }

@@ -52,6 +52,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// At exit, how long cancelled operations get to complete before their buffers are leaked
 /// rather than freed under the kernel.
 const EXIT_REAP: Duration = Duration::from_secs(1);
+/// While stopping, how long an idle connection still waits for a request the client may
+/// already have sent: it cannot know we are stopping, and closing under it would lose that
+/// request, where answering it with `connection: close` does not. Same as the tokio loop.
+const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
 // What a completion is for: the low byte of its user data (the rest is a slot or listener
 // index).
@@ -155,9 +159,20 @@ struct Io {
     next_sweep: Option<Instant>,
     /// Operations submitted and not yet completed (a multishot accept counts once).
     in_flight: usize,
+    /// Set once stopping: until when an idle connection still waits for a request the client
+    /// may already have sent (see `DRAIN_IDLE_GRACE`).
+    drain_idle_until: Option<Instant>,
 }
 
 impl Io {
+    /// Until when idle connections wait for a request while stopping. Fixed the first time a
+    /// connection (or `begin_stop`) sees the engine draining: the flag flips on another thread
+    /// before this loop notices, and a connection going idle in between must get the grace too.
+    fn drain_idle_until(&mut self) -> Instant {
+        let grace = DRAIN_IDLE_GRACE.min(self.shared.config.idle_keepalive);
+        *self.drain_idle_until.get_or_insert(self.now + grace)
+    }
+
     fn push(&mut self, entry: squeue::Entry) {
         loop {
             // SAFETY: every buffer an entry points to is owned by a connection or the loop and
@@ -245,8 +260,10 @@ pub(crate) fn serve(ring: Ring, listeners: Vec<BoundListener>, shared: Arc<Share
                     remove_on_close.then_some(path),
                 ),
             };
-            // Blocking, so the ring waits for connections instead of failing with EAGAIN.
-            set_blocking(fd.as_raw_fd());
+            // The descriptor's flags are left alone: in cluster mode the socket is shared with
+            // the other workers and the master. A multishot accept waits on a non-blocking
+            // listener on current kernels; where one answers EAGAIN instead, `on_accept` backs
+            // off and accepts again.
             Listener {
                 fd: Some(fd),
                 info,
@@ -266,6 +283,7 @@ pub(crate) fn serve(ring: Ring, listeners: Vec<BoundListener>, shared: Arc<Share
             starved: Vec::new(),
             next_sweep: None,
             in_flight: 0,
+            drain_idle_until: None,
         },
         listeners,
         slots: Vec::new(),
@@ -449,9 +467,9 @@ impl Loop {
         if res >= 0 {
             // SAFETY: a successful accept returns a new descriptor that nobody else owns.
             let fd = unsafe { OwnedFd::from_raw_fd(res) };
-            if self.graceful_deadline.is_none() {
-                self.add_conn(fd, index);
-            }
+            // Accepted while stopping, it is served like any other (with `connection: close`):
+            // its client has already sent or is sending its request.
+            self.add_conn(fd, index);
         }
         if more {
             return;
@@ -465,46 +483,57 @@ impl Loop {
                 -res,
                 libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::ECANCELED
             );
+        // EAGAIN (a kernel that does not wait on a non-blocking listener), EMFILE, ENOMEM:
+        // back off briefly instead of spinning on accept.
         if transient {
             self.arm_accept(index);
         } else {
-            // Out of descriptors or memory: back off briefly instead of spinning on accept.
             self.listeners[index].retry_at = Some(self.io.now + ACCEPT_BACKOFF);
         }
     }
 
+    /// Closes a listener at stop. Connections that completed their handshake but were not
+    /// accepted yet would be reset by the close (or, on a socket shared with other workers,
+    /// wait for another process): they are accepted and served here, like the tokio loop does.
     fn close_listener(&mut self, index: usize) {
         let listener = &mut self.listeners[index];
         listener.retry_at = None;
         let Some(fd) = listener.fd.take() else {
             return;
         };
-        // Connections that completed their handshake but were not accepted yet would be reset
-        // by the close; accept and close them instead, so their clients see an orderly end.
-        // SAFETY: fcntl and accept4 on the listener we own; each accepted descriptor is
-        // closed at once.
-        unsafe {
+        let mut queued = Vec::new();
+        // Non-blocking, so the loop below ends with the queue. On a socket shared with other
+        // workers this changes their copy too, which is harmless: the tokio loop needs it
+        // anyway and the ring accepts either way.
+        // SAFETY: fcntl on the listener we own.
+        let nonblocking = unsafe {
             let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-            if flags >= 0
-                && libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
-            {
-                loop {
-                    let conn = libc::accept4(
+            flags >= 0 && libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
+        };
+        if nonblocking {
+            loop {
+                // SAFETY: accept4 on the listener we own; the descriptor is owned at once.
+                let conn = unsafe {
+                    libc::accept4(
                         fd.as_raw_fd(),
                         std::ptr::null_mut(),
                         std::ptr::null_mut(),
                         libc::SOCK_CLOEXEC,
-                    );
-                    if conn < 0 {
-                        break;
-                    }
-                    libc::close(conn);
+                    )
+                };
+                if conn < 0 {
+                    break;
                 }
+                // SAFETY: accept4 returned a new descriptor nobody else owns.
+                queued.push(unsafe { OwnedFd::from_raw_fd(conn) });
             }
         }
         drop(fd);
-        if let Some(path) = &listener.unix_path {
+        if let Some(path) = &self.listeners[index].unix_path {
             let _ = std::fs::remove_file(path);
+        }
+        for conn in queued {
+            self.add_conn(conn, index);
         }
     }
 
@@ -643,6 +672,7 @@ impl Loop {
     /// Stop accepting, close idle connections; the rest finish their request and close.
     fn begin_stop(&mut self) {
         self.graceful_deadline = Some(self.io.now + self.io.shared.config.graceful_timeout);
+        self.io.drain_idle_until();
         for index in 0..self.listeners.len() {
             if self.listeners[index].accepting {
                 self.io.cancel(user_data(index as u32, ACCEPT));
@@ -658,7 +688,8 @@ impl Loop {
             .map(|(slot, _)| slot as u32)
             .collect();
         for slot in idle {
-            // Seeing the engine draining with nothing read, the connection closes.
+            // Seeing the engine draining with nothing read, the connection waits out the
+            // drain grace, then closes.
             self.drive(slot);
         }
     }
@@ -712,8 +743,14 @@ impl Loop {
             }
             self.cqes = cqes;
         }
-        for index in 0..self.listeners.len() {
-            self.close_listener(index);
+        // Listeners still open here (a wait failure ended the loop) are closed without taking
+        // their queue: nothing would serve it.
+        for listener in &mut self.listeners {
+            if listener.fd.take().is_some() {
+                if let Some(path) = &listener.unix_path {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
         }
         let active = &self.io.shared.stats.connections_active;
         for s in &mut self.slots {
