@@ -28,6 +28,8 @@ RSpec.describe Hyperion::CLI do
     end
 
     it 'maps every flag to its setting' do
+      File.write('token', 'cli-admin-token-0123456789')
+      File.chmod(0o600, 'token')
       config = cli('-b', '0.0.0.0', '-p', '3000', '-t', '0', '-w', '1', '-e', 'production',
                    '--idle-keepalive', '2.5', '--graceful-timeout', '10', '--log-level', 'debug',
                    '--max-body-bytes', '1024', '--max-header-bytes', '2048', '--max-headers', '10',
@@ -35,7 +37,8 @@ RSpec.describe Hyperion::CLI do
                    '--max-pending', '8', '--max-in-memory-body-bytes', '64',
                    '--preload-static', 'public', '--preload-static', 'assets', '--no-preload-app',
                    '--worker-model', 'share', '--worker-max-rss-mb', '256', '--worker-check-interval', '2',
-                   '--worker-boot-timeout', '20', '--io-uring', 'on', 'app.ru').parse
+                   '--worker-boot-timeout', '20', '--io-uring', 'on', '--admin-token-file', 'token',
+                   '--admin-listener-port', '9293', '--admin-listener-host', '::1', 'app.ru').parse
       expect(config.to_h).to eq(
         bind: '0.0.0.0', port: 3000, threads: 0, workers: 1, environment: 'production', rackup: 'app.ru',
         idle_keepalive: 2.5, graceful_timeout: 10, log_level: :debug, max_body_bytes: 1024, max_header_bytes: 2048,
@@ -43,7 +46,8 @@ RSpec.describe Hyperion::CLI do
         max_in_memory_body_bytes: 64,
         preload_static: [{ dir: 'public', immutable: true }, { dir: 'assets', immutable: true }],
         preload_app: false, worker_model: :share, worker_max_rss_mb: 256, worker_check_interval: 2,
-        worker_boot_timeout: 20, io_uring: :on
+        worker_boot_timeout: 20, io_uring: :on, admin_token: 'cli-admin-token-0123456789',
+        admin_token_file: 'token', admin_listener_port: 9293, admin_listener_host: '::1'
       )
       expect(config.to_h.keys.map { |name| config.source(name) }.uniq).to eq([:cli])
     end

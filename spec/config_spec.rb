@@ -39,7 +39,8 @@ RSpec.describe Hyperion::Config do
         preload_static: [],
         preload_app: true,
         worker_model: RUBY_PLATFORM.include?('linux') ? :reuseport : :share, worker_max_rss_mb: nil,
-        worker_check_interval: 5, worker_boot_timeout: 60, io_uring: :off
+        worker_check_interval: 5, worker_boot_timeout: 60, io_uring: :off,
+        admin_token: nil, admin_token_file: nil, admin_listener_port: nil, admin_listener_host: '127.0.0.1'
       )
     end
 
@@ -369,6 +370,9 @@ RSpec.describe Hyperion::Config do
         worker_check_interval 1
         worker_boot_timeout 10
         io_uring :auto
+        admin_token 'dsl-admin-token-0123456789'
+        admin_listener_port 9293
+        admin_listener_host 'localhost'
       RUBY
       expect(resolve.to_h).to eq(
         bind: '0.0.0.0', port: 3001, threads: 10, workers: 1, environment: 'production', rackup: 'app.ru',
@@ -377,7 +381,8 @@ RSpec.describe Hyperion::Config do
         max_in_memory_body_bytes: 0,
         preload_static: [{ dir: 'public', immutable: true }, { dir: 'docs', immutable: false }],
         preload_app: false, worker_model: :share, worker_max_rss_mb: 300, worker_check_interval: 1,
-        worker_boot_timeout: 10, io_uring: :auto
+        worker_boot_timeout: 10, io_uring: :auto, admin_token: 'dsl-admin-token-0123456789',
+        admin_token_file: nil, admin_listener_port: 9293, admin_listener_host: 'localhost'
       )
     end
 

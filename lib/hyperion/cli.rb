@@ -25,6 +25,7 @@ module Hyperion
     # Returns the frozen Config, or nil when --help or --version was printed instead.
     # Raises ConfigError for unknown flags, bad values or an unusable configuration.
     def parse
+      refuse_token_on_command_line
       options = {}
       config_file = nil
       action = nil
@@ -66,6 +67,20 @@ module Hyperion
     end
 
     private
+
+    # `--admin-token` and its abbreviations, which OptionParser would otherwise complete to
+    # --admin-token-file, reading the token as a path (and printing it in the error).
+    TOKEN_FLAG = /\A--admin-t(?:o(?:k(?:e(?:n)?)?)?)?(?:=|\z)/.freeze
+
+    def refuse_token_on_command_line
+      @argv.each do |arg|
+        break if arg == '--'
+        next unless arg.match?(TOKEN_FLAG)
+
+        raise ConfigError, 'there is no --admin-token flag: a command line is visible to every user of the ' \
+                           'machine; use --admin-token-file PATH, HYPERION_ADMIN_TOKEN or admin_token in the config file'
+      end
+    end
 
     def build_parser(options)
       defaults = Config.defaults

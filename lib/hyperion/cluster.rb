@@ -96,8 +96,11 @@ module Hyperion
       @launcher.check_app
       @app = @launcher.load_app if @config.preload_app
       @binder = Binder.new(@config.listener, model: @config.worker_model)
+      # One admin socket for all workers: a scrape lands on whichever worker accepts it.
+      @admin_binder = @config.admin_listener && Binder.new(@config.admin_listener, model: :share)
       begin
         @count.times { |index| @binder.socket_for(index) }
+        @admin_socket = @admin_binder&.socket_for(0)
       rescue BindError => e
         @logger.fatal(e.message)
         return 1
@@ -112,6 +115,7 @@ module Hyperion
       @killing ? 1 : 0
     ensure
       @binder&.close
+      @admin_binder&.close
     end
 
     private
@@ -385,10 +389,11 @@ module Hyperion
       status_reader, status_writer = IO.pipe
       pid = fork do
         worker = Worker.new(index: index, config: @config, logger: @logger, socket: socket, status: status_writer,
-                            lifeline: @lifeline, app: @app, launcher: @launcher, early_signals: @signals)
+                            lifeline: @lifeline, app: @app, launcher: @launcher, early_signals: @signals,
+                            admin_socket: @admin_socket)
         status = worker.run do
           status_reader.close
-          close_master_ios(keep: [socket])
+          close_master_ios(keep: [socket, @admin_socket])
         end
         exit(status)
       end
@@ -437,6 +442,7 @@ module Hyperion
       @logger.info("cluster: #{n_workers(@count)} (#{@binder.model}), preload_app: #{@config.preload_app}, " \
                    "threads: #{@config.threads} per worker, idle_keepalive: #{@config.idle_keepalive}s")
       @binder.addresses.each { |address| @logger.info("listening on #{address}") }
+      @launcher.log_admin(@admin_binder ? @admin_binder.addresses : [])
     end
   end
 end

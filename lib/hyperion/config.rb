@@ -32,6 +32,9 @@ module Hyperion
       end
     end
 
+    # Shorter admin tokens are refused: they could be guessed.
+    ADMIN_TOKEN_MIN = 16
+
     INTEGER_TEXT = /\A[+-]?\d+(?:_\d+)*\z/.freeze
     NUMBER_TEXT = /\A[+-]?(?:\d+(?:_\d+)*)?(?:\.\d+)?\z/.freeze
 
@@ -109,6 +112,19 @@ module Hyperion
       end
     end
 
+    # The admin token: long enough not to be guessed, and only characters that survive an HTTP
+    # header unchanged (no spaces, which a header value's parser would trim).
+    def self.token_type
+      Type.new("at least #{ADMIN_TOKEN_MIN} printable ASCII characters, no spaces") do |value|
+        unless value.is_a?(String) && value.match?(/\A[\x21-\x7e]+\z/)
+          raise ArgumentError, 'expected printable ASCII characters without spaces'
+        end
+        raise ArgumentError, "must be at least #{ADMIN_TOKEN_MIN} characters" if value.size < ADMIN_TOKEN_MIN
+
+        value.dup.freeze
+      end
+    end
+
     def self.bind_type
       strings = string_type
       Type.new('host, [ipv6], tcp://host:port or unix:///path.sock') do |value|
@@ -124,8 +140,9 @@ module Hyperion
     # extra DSL method names, `example` a value shown in the docs when the default is nil.
     # `cli: false` means the setting has no option flag (rackup is the positional argument).
     # `repeat: true`: the flag may be given several times, each adding to a list.
+    # `secret: true`: the value is never shown (inspect, error messages).
     Setting = Struct.new(:name, :default, :type, :doc, :flag, :arg, :env, :aliases, :example, :cli, :repeat,
-                         keyword_init: true) do
+                         :secret, keyword_init: true) do
       def env_keys
         ["HYPERION_#{name.to_s.upcase}", *env]
       end
@@ -151,10 +168,10 @@ module Hyperion
       private
 
       def setting(name, default, type, doc, flag: nil, arg: 'VALUE', env: [], aliases: [], example: nil, cli: true,
-                  repeat: false)
+                  repeat: false, secret: false)
         @settings[name] = Setting.new(name: name, default: default, type: type, doc: doc, flag: flag, arg: arg,
                                       env: env.freeze, aliases: aliases.freeze, example: example, cli: cli,
-                                      repeat: repeat).freeze
+                                      repeat: repeat, secret: secret).freeze
         define_method(name) { @values.fetch(name) }
       end
     end
@@ -187,6 +204,10 @@ module Hyperion
     setting :worker_check_interval, 5, seconds_type(min: 0, exclusive: true), 'Cluster mode: seconds between checks of the workers\' memory.', arg: 'SECONDS'
     setting :worker_boot_timeout, 60, seconds_type(min: 0, exclusive: true), 'Cluster mode: seconds a new worker has to load the application and run its boot hooks; slower ones are killed and replaced.', arg: 'SECONDS'
     setting :io_uring, :off, symbol_type(%i[off auto on]), 'Connection loop: `off` (epoll), `auto` (io_uring when the kernel supports it, else epoll) or `on` (io_uring, or refuse to start). Linux only; the boot log says which loop runs and why. In cluster mode each worker makes its own choice and logs it.', arg: 'MODE'
+    setting :admin_token, nil, token_type, 'Enables the admin endpoints `GET /-/metrics` and `POST /-/quit` (docs/ADMIN.md), answered by the engine to requests whose `X-Hyperion-Admin-Token` header carries this token. Config file or environment only, never a flag: command lines are visible to every user. Unset (and no `admin_token_file`): the endpoints do not exist.', cli: false, secret: true, example: 'ENV.fetch("ADMIN_TOKEN")'
+    setting :admin_token_file, nil, string_type, 'File holding the admin token (one trailing newline is ignored). Refused when others may read it or group or others may write it.', arg: 'PATH', example: '/etc/hyperion/admin_token'
+    setting :admin_listener_port, nil, integer_type(min: 0, max: 65_535), 'Serve the admin endpoints on this TCP port (0 picks a free one) instead of the application listener, where `/-/` paths then reach the app. Needs an admin token. Unset: the application listener answers them.', arg: 'PORT', example: 9293
+    setting :admin_listener_host, '127.0.0.1', string_type, 'Address of the admin listener (`admin_listener_port`).', arg: 'HOST'
 
     @settings.freeze
 
@@ -237,6 +258,7 @@ module Hyperion
         sources[setting.name] = :cli
       end
 
+      read_admin_token_file(values, sources)
       check_supported!(values, sources)
       new(values, sources, path && File.expand_path(path), hooks)
     end
@@ -258,7 +280,8 @@ module Hyperion
     def self.coerce(setting, raw, origin)
       setting.type.coerce(raw)
     rescue ArgumentError => e
-      raise ConfigError, "invalid value #{raw.inspect} for #{setting.name} (#{origin}): #{e.message}"
+      shown = setting.secret ? '(hidden)' : raw.inspect
+      raise ConfigError, "invalid value #{shown} for #{setting.name} (#{origin}): #{e.message}"
     end
 
     # Splits a bind string into [:unix, path] or [:tcp, host, port-or-nil]. IPv6 hosts are
@@ -291,8 +314,42 @@ module Hyperion
     end
     private_class_method :split_host_port
 
+    # A token file others could read (or change) would hand them the server: refuse it, as ssh
+    # refuses a private key with loose permissions. The token read becomes admin_token.
+    def self.read_admin_token_file(values, sources)
+      path = values[:admin_token_file]
+      return unless path
+
+      if values[:admin_token]
+        raise ConfigError, "admin_token (from #{sources[:admin_token]}) and admin_token_file " \
+                           "(from #{sources[:admin_token_file]}) are both set; use one"
+      end
+      stat = begin
+        File.stat(path)
+      rescue SystemCallError => e
+        raise ConfigError, "admin_token_file #{path}: #{e.message}"
+      end
+      raise ConfigError, "admin_token_file #{path} is not a regular file" unless stat.file?
+      if stat.mode.anybits?(0o026)
+        raise ConfigError, format('admin_token_file %<path>s has mode %<mode>04o: others may read it or group or ' \
+                                  'others may write it; run chmod 600 %<path>s', path: path, mode: stat.mode & 0o7777)
+      end
+      token = begin
+        File.read(path).delete_suffix("\n").delete_suffix("\r")
+      rescue SystemCallError => e
+        raise ConfigError, "admin_token_file #{path}: #{e.message}"
+      end
+      values[:admin_token] = coerce(settings.fetch(:admin_token), token, "admin_token_file #{path}")
+      sources[:admin_token] = sources[:admin_token_file]
+    end
+    private_class_method :read_admin_token_file
+
     # Combinations each value allows alone but this platform cannot run.
     def self.check_supported!(values, sources)
+      if values[:admin_listener_port] && values[:admin_token].nil?
+        raise ConfigError, "admin_listener_port (from #{sources[:admin_listener_port]}) needs an admin token: " \
+                           'set admin_token (config file), HYPERION_ADMIN_TOKEN or --admin-token-file'
+      end
       return unless values[:worker_model] == :reuseport && !LINUX
 
       raise ConfigError, "worker_model reuseport (from #{sources[:worker_model]}) needs Linux, whose kernel " \
@@ -318,7 +375,7 @@ module Hyperion
 
     # Returns [value, true] for the first usable environment variable of `setting`, or
     # [nil, false]. Empty variables count as unset; invalid ones are reported and skipped so a
-    # stray variable never stops a deploy.
+    # stray variable never stops a deploy (except a secret, which is refused).
     def self.read_env(setting, env, warn)
       setting.env_keys.each do |key|
         raw = env[key]
@@ -327,6 +384,9 @@ module Hyperion
         begin
           return [coerce(setting, raw, key), true]
         rescue ConfigError => e
+          # Ignoring a bad token would leave the admin endpoints missing without a word.
+          raise if setting.secret
+
           report(warn, "#{e.message}; ignoring it")
         end
       end
@@ -343,9 +403,14 @@ module Hyperion
     # identical). Regenerate with: ruby -Ilib -rhyperion/config -e 'puts Hyperion::Config.markdown_table'
     def self.markdown_table
       rows = settings.each_value.map do |setting|
-        cli = setting.cli ? "`#{[setting.flag, setting.switch].compact.join(', ')}`" : '`[rackup]` (positional)'
+        cli =
+          if setting.cli then "`#{[setting.flag, setting.switch].compact.join(', ')}`"
+          elsif setting.name == :rackup then '`[rackup]` (positional)'
+          else 'none'
+          end
         shown = setting.default.nil? ? setting.example : setting.default
         dsl = ([setting.name] + setting.aliases).map { |name| "`#{name} #{shown.inspect}`" }.join(' or ')
+        dsl = "`#{setting.name} #{shown}`" if setting.secret
         env = setting.env_keys.map { |key| "`#{key}`" }.join(', ')
         default = setting.default.nil? ? 'unset' : "`#{setting.default.inspect}`"
         "| `#{setting.name}` | #{cli} | #{env} | #{dsl} | #{default} | #{setting.type.description} | #{setting.doc} |"
@@ -376,7 +441,18 @@ module Hyperion
     end
 
     def inspect
-      "#<#{self.class.name} #{@values.map { |name, value| "#{name}=#{value.inspect}" }.join(' ')}>"
+      shown = @values.map do |name, value|
+        "#{name}=#{value && self.class.settings[name].secret ? '(hidden)' : value.inspect}"
+      end
+      "#<#{self.class.name} #{shown.join(' ')}>"
+    end
+
+    # The admin listener as an engine listener entry, or nil when the admin endpoints answer on
+    # the application listener (or do not exist).
+    def admin_listener
+      return unless admin_token && admin_listener_port
+
+      [:tcp, admin_listener_host.delete_prefix('[').delete_suffix(']'), admin_listener_port]
     end
 
     private

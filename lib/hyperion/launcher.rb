@@ -56,6 +56,14 @@ module Hyperion
       raise ConfigError, "rackup file not found: #{@config.rackup}"
     end
 
+    # Where the admin endpoints answer, once at boot (never the token).
+    def log_admin(addresses)
+      return unless @config.admin_token
+
+      where = addresses.empty? ? 'the application listener' : addresses.join(', ')
+      @logger.info("admin endpoints /-/metrics and /-/quit on #{where} (X-Hyperion-Admin-Token)")
+    end
+
     private
 
     def run_single
@@ -127,6 +135,8 @@ module Hyperion
       name, reason = server.io_loop
       @logger.info("connection loop: #{name} (#{reason})")
       server.addresses.each { |address| @logger.info("listening on #{address}") }
+      log_admin(server.admin_addresses)
     end
+
   end
 end

@@ -12,12 +12,16 @@ module Hyperion
     attr_reader :config, :app
 
     # `listeners`: engine listener entries to use instead of config.listener, e.g.
-    # [["fd", socket.fileno]] for a socket a cluster worker inherited.
-    def initialize(app, config:, logger:, listeners: nil)
+    # [["fd", socket.fileno]] for a socket a cluster worker inherited; `admin_listeners` the
+    # same for config.admin_listener. `master_pid`: in a cluster worker, the master, which
+    # POST /-/quit signals so that the whole cluster stops (without it the server stops itself).
+    def initialize(app, config:, logger:, listeners: nil, admin_listeners: nil, master_pid: nil)
       @app = app
       @config = config
       @logger = logger
       @listeners = listeners
+      @admin_listeners = admin_listeners
+      @master_pid = master_pid
       @engine = nil
       @threads = []
     end
@@ -39,6 +43,16 @@ module Hyperion
 
     def ports
       @engine ? @engine.ports : []
+    end
+
+    # Where the admin endpoints answer: the admin listener's URLs, or [] when they answer on
+    # the application listener (or do not exist).
+    def admin_addresses
+      @engine ? @engine.admin_addresses : []
+    end
+
+    def admin_ports
+      @engine ? @engine.admin_ports : []
     end
 
     def stats
@@ -92,8 +106,17 @@ module Hyperion
         log_level: @logger.level.to_s,
         log_format: @logger.format.to_s,
         stop_notify_fd: @stopped_writer.fileno,
-        io_uring: @config.io_uring.to_s
+        io_uring: @config.io_uring.to_s,
+        **admin_options
       }
+    end
+
+    def admin_options
+      return {} unless @config.admin_token
+
+      kind, *where = @config.admin_listener
+      listeners = @admin_listeners || (kind && [[kind.to_s, *where]])
+      { admin_token: @config.admin_token, admin_listeners: listeners, admin_quit_pid: @master_pid }
     end
 
     # Per-server env entries; each request's env starts as a copy of this.

@@ -17,11 +17,14 @@ module Hyperion
 
     # `early_signals`: the master's signal queue as this process inherited it, holding what
     # arrived between fork and #run installing the worker's own traps.
-    def initialize(index:, config:, logger:, socket:, status:, lifeline:, app:, launcher:, early_signals: [])
+    # `admin_socket`: the admin listener's socket, shared by every worker, or nil.
+    def initialize(index:, config:, logger:, socket:, status:, lifeline:, app:, launcher:, early_signals: [],
+                   admin_socket: nil)
       @index = index
       @config = config
       @logger = logger
       @socket = socket
+      @admin_socket = admin_socket
       @status = status
       @lifeline = lifeline
       @app = app
@@ -52,10 +55,13 @@ module Hyperion
     private
 
     def serve(app)
-      @server = Server.new(app, config: @config, logger: @logger, listeners: [['fd', @socket.fileno]])
+      @server = Server.new(app, config: @config, logger: @logger, listeners: [['fd', @socket.fileno]],
+                                admin_listeners: @admin_socket && [['fd', @admin_socket.fileno]],
+                                master_pid: master_pid)
       @server.start
-      # The engine accepts on its own duplicate; the master keeps the socket itself.
+      # The engine accepts on its own duplicates; the master keeps the sockets themselves.
       @socket.close
+      @admin_socket&.close
       @server.stop if @stopping
       report('booted')
       name, reason = @server.io_loop
@@ -88,6 +94,13 @@ module Hyperion
       @logger.info("worker #{@index} (pid #{Process.pid}): #{reason}, finishing in-flight requests " \
                    "(up to #{@config.graceful_timeout}s)")
       @server&.stop
+    end
+
+    # The master exports its pid: a worker's parent is not always the master (a container's
+    # init adopts orphans), and /-/quit must stop the cluster, not whatever process that is.
+    def master_pid
+      pid = ENV.fetch('HYPERION_MASTER_PID', '')
+      pid.match?(/\A\d+\z/) ? Integer(pid, 10) : Process.ppid
     end
 
     def watch_master

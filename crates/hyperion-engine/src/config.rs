@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use hyperion_http::Limits;
 
+use crate::admin::AdminConfig;
 use crate::log::LogConfig;
 use crate::routes::RouteTable;
 
@@ -75,6 +76,9 @@ pub struct EngineConfig {
     pub log: LogConfig,
     /// The connection loop: tokio (epoll) or io_uring (Linux only).
     pub io_uring: IoUring,
+    /// The admin endpoints (`/-/metrics`, `/-/quit`) and their token; `None`: they do not
+    /// exist.
+    pub admin: Option<AdminConfig>,
 }
 
 impl Default for EngineConfig {
@@ -92,6 +96,7 @@ impl Default for EngineConfig {
             log: LogConfig::default(),
             routes: Default::default(),
             io_uring: IoUring::Off,
+            admin: None,
         }
     }
 }

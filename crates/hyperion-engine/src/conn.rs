@@ -306,7 +306,7 @@ impl<S: Socket> Connection<S> {
                 })
             }
             Dispatched::Queued(rx) => self.write_response(rx).await,
-            Dispatched::Refused { bytes, keep } => {
+            Dispatched::Answered { bytes, keep } => {
                 self.write_all(&bytes).await?;
                 Ok(if keep {
                     Outcome::KeepAlive
@@ -567,6 +567,7 @@ mod tests {
                 server_name: "x".into(),
                 server_port: 1,
                 scheme: "http",
+                admin_only: false,
             });
             let conn = super::Connection::new(
                 a,

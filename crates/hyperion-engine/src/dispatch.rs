@@ -10,6 +10,7 @@ use bytes::Bytes;
 use hyperion_http::{ParseError, RequestHead, Version};
 use tokio::sync::mpsc;
 
+use crate::admin;
 use crate::engine::Shared;
 use crate::exchange::{Body, Direct, Exchange, ListenerInfo, Peer};
 use crate::log::{Level, Value as LogValue};
@@ -108,13 +109,13 @@ pub(crate) enum Dispatched {
     },
     /// With an application thread; the answer arrives on this channel.
     Queued(mpsc::Receiver<ResponseMsg>),
-    /// Not accepted (queue full, or closed because the engine is stopping): write `bytes`,
-    /// then keep the connection only if `keep`.
-    Refused { bytes: Vec<u8>, keep: bool },
+    /// Answered by the engine itself (an admin endpoint, or not accepted because the queue is
+    /// full or closed): write `bytes`, then keep the connection only if `keep`.
+    Answered { bytes: Vec<u8>, keep: bool },
 }
 
-/// Counts the request, answers it from the route table when it can, and otherwise pushes it
-/// on the exchange queue.
+/// Counts the request, answers it when it is an admin request or from the route table when it
+/// can, and otherwise pushes it on the exchange queue.
 pub(crate) fn dispatch(
     shared: &Arc<Shared>,
     request: Request,
@@ -128,6 +129,12 @@ pub(crate) fn dispatch(
         trailers,
     } = request;
     bump(&shared.stats.requests_total);
+    if let Some(answer) = admin::answer(shared, &head, &head_bytes, peer, listener) {
+        return Dispatched::Answered {
+            bytes: answer.bytes,
+            keep: answer.keep,
+        };
+    }
     let mut direct = Direct::None;
     if let Some(hit) = shared
         .config
@@ -201,7 +208,7 @@ pub(crate) fn dispatch(
     refused.response.abort_msg();
     drop(refused);
     let bytes = simple_response(503, "Service Unavailable\n", !keep, &[("retry-after", "1")]);
-    Dispatched::Refused { bytes, keep }
+    Dispatched::Answered { bytes, keep }
 }
 
 /// Counts a rejected request and logs one warn line about it (rate-limited).

@@ -11,7 +11,7 @@ use tokio::sync::{watch, Notify};
 use crate::config::{EngineConfig, IoUring};
 use crate::conn::Connection;
 use crate::exchange::{ListenerInfo, Peer};
-use crate::listener::BoundListener;
+use crate::listener::{BoundListener, Listening};
 use crate::log::{Logger, RateLimit};
 use crate::queue::{ExchangeQueue, WaitToken};
 use crate::stats::{bump, Stats, StatsSnapshot};
@@ -64,6 +64,16 @@ impl Shared {
     pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
+
+    /// See [`Engine::stop`].
+    pub(crate) fn begin_stop(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        self.phase.send_replace(Phase::Draining);
+        let waker = self.io_waker.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(waker) = waker.as_ref() {
+            waker.wake_by_ref();
+        }
+    }
 }
 
 /// A running server. Dropping it stops it (gracefully) and waits for the I/O thread.
@@ -72,6 +82,8 @@ pub struct Engine {
     thread: Mutex<Option<JoinHandle<()>>>,
     addresses: Vec<String>,
     ports: Vec<u16>,
+    admin_addresses: Vec<String>,
+    admin_ports: Vec<u16>,
     io_loop: IoLoop,
 }
 
@@ -84,12 +96,33 @@ impl Engine {
     /// `IoUring::On` this fails when the ring cannot be used.
     pub fn start(config: EngineConfig, listen: &[crate::config::ListenSpec]) -> io::Result<Engine> {
         raise_open_files_limit();
-        let mut bound = Vec::with_capacity(listen.len());
-        for spec in listen {
-            bound.push(BoundListener::bind(spec, config.listen_backlog)?);
+        let admin_listen = match &config.admin {
+            Some(admin) => {
+                admin.validate()?;
+                admin.listen.as_slice()
+            }
+            None => &[],
+        };
+        let mut bound = Vec::with_capacity(listen.len() + admin_listen.len());
+        for (spec, admin_only) in listen
+            .iter()
+            .map(|s| (s, false))
+            .chain(admin_listen.iter().map(|s| (s, true)))
+        {
+            bound.push(Listening {
+                bound: BoundListener::bind(spec, config.listen_backlog)?,
+                admin_only,
+            });
         }
-        let addresses = bound.iter().map(|l| l.describe()).collect();
-        let ports = bound.iter().filter_map(|l| l.local_port()).collect();
+        let describe = |admin_only: bool| -> (Vec<String>, Vec<u16>) {
+            let of_kind = || bound.iter().filter(move |l| l.admin_only == admin_only);
+            (
+                of_kind().map(|l| l.bound.describe()).collect(),
+                of_kind().filter_map(|l| l.bound.local_port()).collect(),
+            )
+        };
+        let (addresses, ports) = describe(false);
+        let (admin_addresses, admin_ports) = describe(true);
         let shared = Shared::new(config);
         let io_shared = shared.clone();
         let (report, chosen) = std::sync::mpsc::sync_channel(1);
@@ -115,6 +148,8 @@ impl Engine {
             thread: Mutex::new(Some(thread)),
             addresses,
             ports,
+            admin_addresses,
+            admin_ports,
             io_loop,
         })
     }
@@ -139,6 +174,16 @@ impl Engine {
         &self.ports
     }
 
+    /// Addresses of the admin-only listeners (`AdminConfig::listen`), as URLs.
+    pub fn admin_addresses(&self) -> &[String] {
+        &self.admin_addresses
+    }
+
+    /// Bound TCP ports of the admin-only listeners.
+    pub fn admin_ports(&self) -> &[u16] {
+        &self.admin_ports
+    }
+
     pub fn stats(&self) -> StatsSnapshot {
         self.shared.stats.snapshot()
     }
@@ -151,16 +196,7 @@ impl Engine {
     /// Starts a graceful stop: accepting ends at once, idle connections close, in-flight
     /// requests get `graceful_timeout` to finish. Safe to call from any thread, repeatedly.
     pub fn stop(&self) {
-        self.shared.draining.store(true, Ordering::Relaxed);
-        self.shared.phase.send_replace(Phase::Draining);
-        let waker = self
-            .shared
-            .io_waker
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(waker) = waker.as_ref() {
-            waker.wake_by_ref();
-        }
+        self.shared.begin_stop();
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -242,7 +278,7 @@ impl Drop for Engine {
 /// Chooses the connection loop (on this thread, so a ring is created after any fork), reports
 /// the choice to `Engine::start`, serves until stopped, then marks the engine stopped.
 fn run_io_thread(
-    listeners: Vec<BoundListener>,
+    listeners: Vec<Listening>,
     shared: Arc<Shared>,
     report: std::sync::mpsc::SyncSender<Result<IoLoop, String>>,
 ) {
@@ -268,7 +304,7 @@ fn run_io_thread(
                 path,
                 remove_on_close: true,
                 ..
-            } = listener
+            } = &listener.bound
             {
                 let _ = std::fs::remove_file(path);
             }
@@ -300,7 +336,7 @@ fn finish(shared: &Shared) {
     }
 }
 
-async fn serve(listeners: Vec<BoundListener>, shared: Arc<Shared>) {
+async fn serve(listeners: Vec<Listening>, shared: Arc<Shared>) {
     let mut accept_loops = Vec::with_capacity(listeners.len());
     for listener in listeners {
         match register(listener, &shared) {
@@ -426,10 +462,10 @@ async fn accept_loop<A: Acceptor>(listener: A, shared: Arc<Shared>, info: Arc<Li
     }
 }
 
-fn register(listener: BoundListener, shared: &Arc<Shared>) -> io::Result<AcceptLoop> {
+fn register(listener: Listening, shared: &Arc<Shared>) -> io::Result<AcceptLoop> {
     let shared = shared.clone();
     let info = Arc::new(listener.info());
-    match listener {
+    match listener.bound {
         BoundListener::Tcp(std_listener, _) => {
             let listener = tokio::net::TcpListener::from_std(std_listener)?;
             Ok(Box::pin(accept_loop(listener, shared, info)))

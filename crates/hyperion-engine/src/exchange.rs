@@ -26,6 +26,8 @@ pub struct ListenerInfo {
     pub server_port: u16,
     /// "http" or "https".
     pub scheme: &'static str,
+    /// Serves only the admin endpoints (`AdminConfig::listen`).
+    pub admin_only: bool,
 }
 
 /// A request body, read completely before dispatch.

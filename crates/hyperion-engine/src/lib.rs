@@ -5,6 +5,7 @@
 //! [`ExchangeQueue`]; application threads (Ruby, or any Rust code) pop them, answer through the
 //! exchange's [`Response`], and never touch a socket. Nothing here knows about Ruby.
 
+pub mod admin;
 mod body;
 pub mod config;
 mod conn;
@@ -20,6 +21,7 @@ pub mod stats;
 #[cfg(target_os = "linux")]
 mod uring;
 
+pub use admin::AdminConfig;
 pub use config::{EngineConfig, IoUring, ListenSpec};
 pub use engine::Engine;
 pub use exchange::{Body, Direct, Exchange, ListenerInfo, Peer};

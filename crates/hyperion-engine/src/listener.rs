@@ -115,11 +115,13 @@ impl BoundListener {
                 },
                 server_port: addr.port(),
                 scheme: "http",
+                admin_only: false,
             },
             BoundListener::Unix { .. } => crate::exchange::ListenerInfo {
                 server_name: "localhost".into(),
                 server_port: 0,
                 scheme: "http",
+                admin_only: false,
             },
         }
     }
@@ -136,6 +138,22 @@ impl BoundListener {
             BoundListener::Tcp(_, SocketAddr::V6(a)) => format!("http://[{}]:{}", a.ip(), a.port()),
             BoundListener::Tcp(_, a) => format!("http://{a}"),
             BoundListener::Unix { path, .. } => format!("unix://{}", path.display()),
+        }
+    }
+}
+
+/// A bound listener and what it serves.
+pub(crate) struct Listening {
+    pub(crate) bound: BoundListener,
+    /// Only the admin endpoints (`AdminConfig::listen`).
+    pub(crate) admin_only: bool,
+}
+
+impl Listening {
+    pub(crate) fn info(&self) -> crate::exchange::ListenerInfo {
+        crate::exchange::ListenerInfo {
+            admin_only: self.admin_only,
+            ..self.bound.info()
         }
     }
 }

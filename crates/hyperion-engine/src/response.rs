@@ -644,9 +644,31 @@ fn itoa_buf(mut n: u64) -> Digits {
 /// A complete response the engine writes by itself (errors, 503), always closing or keeping
 /// alive as told.
 pub fn simple_response(status: u16, body: &str, close: bool, extra: &[(&str, &str)]) -> Vec<u8> {
+    engine_response(
+        status,
+        "text/plain; charset=utf-8",
+        body,
+        false,
+        close,
+        extra,
+    )
+}
+
+/// [`simple_response`] with its content type given, and without the body when `head_only` (the
+/// answer to a HEAD request keeps the body's content-length).
+pub fn engine_response(
+    status: u16,
+    content_type: &str,
+    body: &str,
+    head_only: bool,
+    close: bool,
+    extra: &[(&str, &str)],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(160 + body.len());
     hyperion_http::write_status_line(&mut out, status);
-    out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\ncontent-length: ");
+    out.extend_from_slice(b"content-type: ");
+    out.extend_from_slice(content_type.as_bytes());
+    out.extend_from_slice(b"\r\ncontent-length: ");
     out.extend_from_slice(itoa_buf(body.len() as u64).as_bytes());
     out.extend_from_slice(b"\r\ndate: ");
     out.extend_from_slice(&hyperion_http::http_date());
@@ -661,7 +683,9 @@ pub fn simple_response(status: u16, body: &str, close: bool, extra: &[(&str, &st
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body.as_bytes());
+    if !head_only {
+        out.extend_from_slice(body.as_bytes());
+    }
     out
 }
 

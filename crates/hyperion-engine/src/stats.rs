@@ -17,6 +17,7 @@ pub struct Stats {
     pub dispatch_static: AtomicU64,
     pub dispatch_handler: AtomicU64,
     pub dispatch_page_cache: AtomicU64,
+    pub dispatch_admin: AtomicU64,
     /// Every rejected request (parse errors, timeouts, 503s) by reason. Rare, so a lock is
     /// fine.
     pub by_reason: Mutex<BTreeMap<&'static str, u64>>,
@@ -34,6 +35,7 @@ pub struct StatsSnapshot {
     pub dispatch_static: u64,
     pub dispatch_handler: u64,
     pub dispatch_page_cache: u64,
+    pub dispatch_admin: u64,
 }
 
 impl Stats {
@@ -60,6 +62,7 @@ impl Stats {
             dispatch_static: get(&self.dispatch_static),
             dispatch_handler: get(&self.dispatch_handler),
             dispatch_page_cache: get(&self.dispatch_page_cache),
+            dispatch_admin: get(&self.dispatch_admin),
         }
     }
 }

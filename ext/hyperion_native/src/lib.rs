@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyperion_engine::{
-    log, Direct, Engine, EngineConfig, Exchange, HeadBuilder, IoUring, ListenSpec, Pop,
-    ResponseError, ResponseMsg, WaitToken,
+    admin, log, AdminConfig, Direct, Engine, EngineConfig, Exchange, HeadBuilder, IoUring,
+    ListenSpec, Pop, ResponseError, ResponseMsg, WaitToken,
 };
 use magnus::prelude::*;
 use magnus::value::Lazy;
@@ -70,10 +70,49 @@ fn seconds(ruby: &Ruby, opts: RHash, name: &str) -> Result<Option<Duration>, Err
     }
 }
 
+/// `[["tcp", host, port] | ["unix", path] | ["fd", fd], ...]` as the engine's listen specs.
+fn listen_specs(ruby: &Ruby, listeners: RArray) -> Result<Vec<ListenSpec>, Error> {
+    let mut specs = Vec::with_capacity(listeners.len());
+    for entry in listeners.into_iter() {
+        let entry = RArray::try_convert(entry)?;
+        let kind: String = entry.entry(0)?;
+        specs.push(match kind.as_str() {
+            "tcp" => ListenSpec::Tcp {
+                host: entry.entry(1)?,
+                port: entry.entry(2)?,
+            },
+            "unix" => ListenSpec::Unix {
+                path: PathBuf::from(entry.entry::<String>(1)?),
+            },
+            "fd" => ListenSpec::Fd {
+                fd: entry.entry(1)?,
+            },
+            other => {
+                return Err(Error::new(
+                    ruby.exception_arg_error(),
+                    format!("unknown listener kind {other:?}"),
+                ))
+            }
+        });
+    }
+    Ok(specs)
+}
+
+fn describe_spec(spec: &ListenSpec) -> String {
+    match spec {
+        ListenSpec::Tcp { host, port } => format!("{host}:{port}"),
+        ListenSpec::Unix { path } => format!("unix://{}", path.display()),
+        ListenSpec::Fd { fd } => format!("descriptor {fd}"),
+    }
+}
+
 impl RbEngine {
     /// `Engine.start(listeners: [["tcp", host, port] | ["unix", path] | ["fd", fd]],
     /// idle_keepalive:, ...)`; `["fd", fd]` is an already listening socket (the engine
-    /// accepts on a duplicate, the caller keeps `fd`).
+    /// accepts on a duplicate, the caller keeps `fd`). `admin_token:` enables the admin
+    /// endpoints, `admin_listeners:` (same form) serves them on listeners of their own, and
+    /// `admin_quit_pid:` is the process `/-/quit` sends SIGTERM to (without it the engine
+    /// stops itself).
     fn start(ruby: &Ruby, opts: RHash) -> Result<Self, Error> {
         guard(ruby, || {
             let mut config = EngineConfig::default();
@@ -139,40 +178,44 @@ impl RbEngine {
             }
             let listeners: RArray = opt(ruby, opts, "listeners")?
                 .ok_or_else(|| Error::new(ruby.exception_arg_error(), "listeners: is required"))?;
-            let mut specs = Vec::with_capacity(listeners.len());
-            for entry in listeners.into_iter() {
-                let entry = RArray::try_convert(entry)?;
-                let kind: String = entry.entry(0)?;
-                specs.push(match kind.as_str() {
-                    "tcp" => ListenSpec::Tcp {
-                        host: entry.entry(1)?,
-                        port: entry.entry(2)?,
-                    },
-                    "unix" => ListenSpec::Unix {
-                        path: PathBuf::from(entry.entry::<String>(1)?),
-                    },
-                    "fd" => ListenSpec::Fd {
-                        fd: entry.entry(1)?,
-                    },
-                    other => {
-                        return Err(Error::new(
-                            ruby.exception_arg_error(),
-                            format!("unknown listener kind {other:?}"),
-                        ))
-                    }
-                });
+            let specs = listen_specs(ruby, listeners)?;
+            if let Some(token) = opt::<RString>(ruby, opts, "admin_token")? {
+                // SAFETY: the bytes are copied before any other Ruby call.
+                let mut admin = AdminConfig::new(unsafe { token.as_slice() }.to_vec());
+                if admin.token.len() < admin::MIN_TOKEN_LEN {
+                    return Err(Error::new(
+                        ruby.exception_arg_error(),
+                        format!(
+                            "admin_token must be at least {} characters",
+                            admin::MIN_TOKEN_LEN
+                        ),
+                    ));
+                }
+                if let Some(listeners) = opt::<RArray>(ruby, opts, "admin_listeners")? {
+                    admin.listen = listen_specs(ruby, listeners)?;
+                }
+                if let Some(pid) = opt::<i32>(ruby, opts, "admin_quit_pid")? {
+                    admin.quit = Some(admin::terminate(pid));
+                }
+                config.admin = Some(admin);
             }
+            let admin_specs: Vec<ListenSpec> = config
+                .admin
+                .as_ref()
+                .map(|a| a.listen.clone())
+                .unwrap_or_default();
             let engine = Engine::start(config, &specs).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::Unsupported {
                     return Error::new(ruby.get_inner(&BIND_ERROR), e.to_string());
                 }
                 let what: Vec<String> = specs
                     .iter()
-                    .map(|s| match s {
-                        ListenSpec::Tcp { host, port } => format!("{host}:{port}"),
-                        ListenSpec::Unix { path } => format!("unix://{}", path.display()),
-                        ListenSpec::Fd { fd } => format!("descriptor {fd}"),
-                    })
+                    .map(describe_spec)
+                    .chain(
+                        admin_specs
+                            .iter()
+                            .map(|s| format!("{} (admin listener)", describe_spec(s))),
+                    )
                     .collect();
                 Error::new(
                     ruby.get_inner(&BIND_ERROR),
@@ -259,6 +302,14 @@ impl RbEngine {
 
     fn ports(&self) -> Vec<u16> {
         self.engine.ports().to_vec()
+    }
+
+    fn admin_addresses(&self) -> Vec<String> {
+        self.engine.admin_addresses().to_vec()
+    }
+
+    fn admin_ports(&self) -> Vec<u16> {
+        self.engine.admin_ports().to_vec()
     }
 
     /// `[name, reason]`: the connection loop that runs ("epoll" or "io_uring") and why.
@@ -806,6 +857,8 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     engine.define_method("stopped?", method!(RbEngine::is_stopped, 0))?;
     engine.define_method("addresses", method!(RbEngine::addresses, 0))?;
     engine.define_method("ports", method!(RbEngine::ports, 0))?;
+    engine.define_method("admin_addresses", method!(RbEngine::admin_addresses, 0))?;
+    engine.define_method("admin_ports", method!(RbEngine::admin_ports, 0))?;
     engine.define_method("io_loop", method!(RbEngine::io_loop, 0))?;
     engine.define_method("stats", method!(RbEngine::stats, 0))?;
 

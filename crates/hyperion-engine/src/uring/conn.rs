@@ -621,7 +621,7 @@ impl Conn {
                 State::Sending(if keep { After::KeepAlive } else { After::Close })
             }
             Dispatched::Queued(rx) => State::Awaiting(rx),
-            Dispatched::Refused { bytes, keep } => {
+            Dispatched::Answered { bytes, keep } => {
                 self.out.extend_from_slice(&bytes);
                 State::Sending(if keep { After::KeepAlive } else { After::Close })
             }

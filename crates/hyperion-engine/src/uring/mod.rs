@@ -34,7 +34,7 @@ use self::conn::{Conn, End, Next};
 use self::wake::{Wakeups, STOP};
 use crate::engine::Shared;
 use crate::exchange::{ListenerInfo, Peer};
-use crate::listener::BoundListener;
+use crate::listener::{BoundListener, Listening};
 use crate::response::Hijacked;
 use crate::stats::bump;
 
@@ -235,7 +235,7 @@ struct Loop {
 }
 
 /// Serves `listeners` on the ring until the engine stops.
-pub(crate) fn serve(ring: Ring, listeners: Vec<BoundListener>, shared: Arc<Shared>) {
+pub(crate) fn serve(ring: Ring, listeners: Vec<Listening>, shared: Arc<Shared>) {
     let wakeups = match Wakeups::new() {
         Ok(w) => w,
         Err(e) => {
@@ -246,9 +246,9 @@ pub(crate) fn serve(ring: Ring, listeners: Vec<BoundListener>, shared: Arc<Share
     *shared.io_waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(wakeups.waker(STOP));
     let listeners = listeners
         .into_iter()
-        .map(|bound| {
-            let info = Arc::new(bound.info());
-            let (fd, tcp, unix_path) = match bound {
+        .map(|listening| {
+            let info = Arc::new(listening.info());
+            let (fd, tcp, unix_path) = match listening.bound {
                 BoundListener::Tcp(l, _) => (OwnedFd::from(l), true, None),
                 BoundListener::Unix {
                     listener,
