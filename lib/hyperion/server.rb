@@ -32,6 +32,9 @@ module Hyperion
       # inside the extension) is what lets signal traps run on the main thread.
       @stopped_reader, @stopped_writer = IO.pipe
       @engine = Native::Engine.start(engine_options)
+      # A signal trap may have asked for a stop while the engine was starting (the port is
+      # already open then, so clients and supervisors can see the process as up).
+      @engine.stop if @stop_requested
       @adapter = RackAdapter.new(@app, env_template: env_template, logger: @logger)
       @threads = Array.new(@config.threads) { |i| spawn_thread(i) }
       self
@@ -67,6 +70,7 @@ module Hyperion
     # Begins a graceful stop: no new connections, in-flight requests finish within
     # graceful_timeout. Safe inside a signal trap.
     def stop
+      @stop_requested = true
       @engine&.stop
     end
 
