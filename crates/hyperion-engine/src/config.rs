@@ -75,6 +75,9 @@ pub struct EngineConfig {
     pub log: LogConfig,
     /// The connection loop: tokio (epoll) or io_uring (Linux only).
     pub io_uring: IoUring,
+    /// Where the counters go: the process's region and slot ([`crate::metrics::process`]),
+    /// or, when `None`, a one-slot region of the engine's own.
+    pub metrics: Option<crate::metrics::Metrics>,
 }
 
 impl Default for EngineConfig {
@@ -92,6 +95,7 @@ impl Default for EngineConfig {
             log: LogConfig::default(),
             routes: Default::default(),
             io_uring: IoUring::Off,
+            metrics: None,
         }
     }
 }

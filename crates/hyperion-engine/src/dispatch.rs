@@ -54,30 +54,45 @@ pub(crate) enum BatchEnd {
     Abort,
 }
 
-/// Appends a message's bytes to `out` (taking the buffer when `out` is empty).
-pub(crate) fn append(msg: ResponseMsg, out: &mut Vec<u8>) -> BatchEnd {
+/// Appends a message's bytes to `out` (taking the buffer when `out` is empty); a message
+/// carrying the response's head sets `status`.
+pub(crate) fn append(msg: ResponseMsg, out: &mut Vec<u8>, status: &mut u16) -> BatchEnd {
     let (bytes, end) = match msg {
         ResponseMsg::Bytes(bytes) => (bytes, BatchEnd::More),
+        ResponseMsg::Head { bytes, status: s } => {
+            *status = s;
+            (bytes, BatchEnd::More)
+        }
         ResponseMsg::Final {
             bytes,
             close,
             notice,
-        } => (bytes, BatchEnd::Done { close, notice }),
+            status: s,
+        } => {
+            if s != 0 {
+                *status = s;
+            }
+            (bytes, BatchEnd::Done { close, notice })
+        }
         ResponseMsg::File {
             head,
             file,
             len,
             close,
             notice,
-        } => (
-            head,
-            BatchEnd::File {
-                file,
-                len,
-                close,
-                notice,
-            },
-        ),
+            status: s,
+        } => {
+            *status = s;
+            (
+                head,
+                BatchEnd::File {
+                    file,
+                    len,
+                    close,
+                    notice,
+                },
+            )
+        }
         ResponseMsg::Hijack(tx) => return BatchEnd::Hijack(tx),
         ResponseMsg::Abort => return BatchEnd::Abort,
     };
