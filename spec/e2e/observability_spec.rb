@@ -82,13 +82,14 @@ RSpec.describe 'Observability' do
     { 'HYPERION_IO_URING' => nil }
   end
 
-  it 'reports every worker of a -w 2 cluster in one scrape' do
+  it 'reports every worker of a -w 2 cluster in one scrape; a replacement worker keeps its counters' do
     server = start_server('-w', '2', fixture('observability.ru'), '--no-log-requests', env: epoll)
     eventually(timeout: 20) { server.log.scan(/worker \d booted/).size >= 2 }
-    pids = Set.new
+    workers = {}
     eventually(timeout: 20, interval: 0) do
-      pids << get(server.port, '/count').body[/pid=(\d+)/, 1]
-      pids.size >= 2
+      body = get(server.port, '/count').body
+      workers[body[/worker=(\d+)/, 1]] = Integer(body[/pid=(\d+)/, 1])
+      workers.size >= 2
     end
     found = samples(get(server.port, '/metrics').body)
     made = found['hyperion_widgets_made'].to_h { |labels, value| [labels['worker_id'], value] }
@@ -97,6 +98,21 @@ RSpec.describe 'Observability' do
     requests = found['hyperion_requests_total'].to_h { |labels, value| [labels['worker_id'], value] }
     expect(requests.keys).to contain_exactly('0', '1')
     expect(requests.values).to all(be >= 1)
+
+    # Worker 0 dies; its replacement takes slot 0 over, and the counts carry on from there.
+    Process.kill('KILL', workers['0'])
+    eventually(timeout: 20) { server.log.scan(/worker 0 booted/).size >= 2 }
+    after = eventually(timeout: 20) do
+      found = samples(get(server.port, '/metrics').body)
+      found['hyperion_widgets_made'].to_h { |labels, value| [labels['worker_id'], value] }
+    end
+    expect(after['0']).to be >= made['0']
+    eventually(timeout: 20, interval: 0) do
+      body = get(server.port, '/count').body
+      body.include?('worker=0') && Integer(body[/pid=(\d+)/, 1]) != workers['0']
+    end
+    final = samples(get(server.port, '/metrics').body)['hyperion_widgets_made'].to_h { |l, v| [l['worker_id'], v] }
+    expect(final['0']).to be > made['0']
   end
 
   describe 'access log' do

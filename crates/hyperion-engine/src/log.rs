@@ -601,6 +601,41 @@ mod tests {
         }
     }
 
+    /// A reader that never reads: the writer thread blocks on the full pipe, the queue fills,
+    /// and from then on lines are refused at once instead of blocking the caller.
+    #[test]
+    fn a_blocked_writer_makes_access_lines_drop_not_wait() {
+        let mut fds = [0; 2];
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let logger = Logger::new(LogConfig {
+            out_fd: fds[1],
+            access_log: true,
+            ..LogConfig::default()
+        });
+        let record = AccessRecord::new(
+            SystemTime::now(),
+            b"GET",
+            &[b'x'; 2000],
+            None,
+            200,
+            1,
+            Duration::from_millis(1),
+            crate::exchange::Peer::Unix,
+            "HTTP/1.1",
+        );
+        let mut refused = 0;
+        // A pipe holds 64 KiB by default; the queue 4096 lines of about 2 KiB each.
+        for _ in 0..(QUEUE + 200) {
+            if !logger.access(record_clone(&record)) {
+                refused += 1;
+            }
+        }
+        assert!(refused > 0);
+        // The writer thread fails its pending writes (EPIPE) and ends once the logger is gone;
+        // the write end stays open so its number cannot be reused under that thread.
+        unsafe { libc::close(fds[0]) };
+    }
+
     fn record_clone(r: &AccessRecord) -> AccessRecord {
         AccessRecord {
             at: r.at,
