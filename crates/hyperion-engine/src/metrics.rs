@@ -587,8 +587,7 @@ fn push_templated(key: &mut Key, path: &[u8], limit: usize) -> bool {
         return false;
     }
     let start = key.len;
-    for (i, seg) in path[1..].split(|&b| b == b'/').enumerate() {
-        let _ = i;
+    for seg in path[1..].split(|&b| b == b'/') {
         let piece: &[u8] = if !seg.is_empty() && seg.iter().all(u8::is_ascii_digit) {
             b":id"
         } else if is_uuid(seg) {
