@@ -6,6 +6,8 @@
 #   sendfile    a 1 MiB file through Rack::Files (to_path -> sendfile) vs nginx (sendfile on)
 #   handle      Server.handle block hello (bench/hello_handle_block.ru) vs the generic Rack hello
 #   static_uring  the static case with --io-uring on (when the build supports it) vs epoll
+#   access_log  the generic Rack hello with access logs on (the default; JSON lines to a file,
+#               as when piped) vs --no-log-requests: what one line per response costs
 #
 # Server on core 0, wrk on core 1 (`taskset`), -t1 -c100, medians of RUNS runs, round-robin
 # within each case. Runs with non-2xx responses or socket errors are INVALID and excluded.
@@ -86,12 +88,14 @@ case_servers() {
             echo "hyperion-rack|bundle exec hyperion -e production -t 5 -p PORT bench/hello.ru|/" ;;
     static_uring) echo "hyperion-static-io_uring|bundle exec hyperion -e production -t 5 -p PORT --io-uring on bench/hello_static.ru|/"
                   echo "hyperion-static-epoll|bundle exec hyperion -e production -t 5 -p PORT --io-uring off bench/hello_static.ru|/" ;;
+    access_log) echo "hyperion-rack-access-log|bundle exec hyperion -e production -t 5 -p PORT bench/hello.ru|/"
+                echo "hyperion-rack-no-access-log|bundle exec hyperion -e production -t 5 -p PORT --no-log-requests bench/hello.ru|/" ;;
     *) log "unknown case $1"; exit 1 ;;
   esac
 }
 
 CASES=("$@")
-(( ${#CASES[@]} )) || CASES=(static page_cache sendfile handle static_uring)
+(( ${#CASES[@]} )) || CASES=(static page_cache sendfile handle static_uring access_log)
 {
   echo "# Fast paths: $(date '+%Y-%m-%d %H:%M:%S %Z')"
   echo

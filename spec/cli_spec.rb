@@ -32,6 +32,7 @@ RSpec.describe Hyperion::CLI do
       File.chmod(0o600, 'token')
       config = cli('-b', '0.0.0.0', '-p', '3000', '-t', '0', '-w', '1', '-e', 'production',
                    '--idle-keepalive', '2.5', '--graceful-timeout', '10', '--log-level', 'debug',
+                   '--log-format', 'text', '--no-log-requests', '--log-file', 'server.log',
                    '--max-body-bytes', '1024', '--max-header-bytes', '2048', '--max-headers', '10',
                    '--max-uri-bytes', '100', '--max-request-read-seconds', '2', '--write-timeout', '3',
                    '--max-pending', '8', '--max-in-memory-body-bytes', '64',
@@ -41,7 +42,8 @@ RSpec.describe Hyperion::CLI do
                    '--admin-listener-port', '9293', '--admin-listener-host', '::1', 'app.ru').parse
       expect(config.to_h).to eq(
         bind: '0.0.0.0', port: 3000, threads: 0, workers: 1, environment: 'production', rackup: 'app.ru',
-        idle_keepalive: 2.5, graceful_timeout: 10, log_level: :debug, max_body_bytes: 1024, max_header_bytes: 2048,
+        idle_keepalive: 2.5, graceful_timeout: 10, log_level: :debug, log_format: :text, log_requests: false,
+        log_file: 'server.log', max_body_bytes: 1024, max_header_bytes: 2048,
         max_headers: 10, max_uri_bytes: 100, max_request_read_seconds: 2, write_timeout: 3, max_pending: 8,
         max_in_memory_body_bytes: 64,
         preload_static: [{ dir: 'public', immutable: true }, { dir: 'assets', immutable: true }],

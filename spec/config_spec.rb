@@ -34,6 +34,7 @@ RSpec.describe Hyperion::Config do
       expect(config.to_h).to eq(
         bind: '127.0.0.1', port: 9292, threads: 5, workers: 1, environment: 'development',
         rackup: 'config.ru', idle_keepalive: 5, graceful_timeout: 30, log_level: :info,
+        log_format: :auto, log_requests: true, log_file: nil,
         max_body_bytes: 1_073_741_824, max_header_bytes: 65_536, max_headers: 100, max_uri_bytes: 8192,
         max_request_read_seconds: 30, write_timeout: 60, max_pending: 4096, max_in_memory_body_bytes: 131_072,
         preload_static: [],
@@ -354,6 +355,9 @@ RSpec.describe Hyperion::Config do
         idle_keepalive 2.5
         graceful_timeout 0
         log_level 'error'
+        log_format :json
+        log_requests false
+        log_file 'log/server.log'
         max_body_bytes 1024
         max_header_bytes 4096
         max_headers 20
@@ -376,7 +380,8 @@ RSpec.describe Hyperion::Config do
       RUBY
       expect(resolve.to_h).to eq(
         bind: '0.0.0.0', port: 3001, threads: 10, workers: 1, environment: 'production', rackup: 'app.ru',
-        idle_keepalive: 2.5, graceful_timeout: 0, log_level: :error, max_body_bytes: 1024, max_header_bytes: 4096,
+        idle_keepalive: 2.5, graceful_timeout: 0, log_level: :error, log_format: :json, log_requests: false,
+        log_file: 'log/server.log', max_body_bytes: 1024, max_header_bytes: 4096,
         max_headers: 20, max_uri_bytes: 512, max_request_read_seconds: 1.5, write_timeout: 9, max_pending: 16,
         max_in_memory_body_bytes: 0,
         preload_static: [{ dir: 'public', immutable: true }, { dir: 'docs', immutable: false }],

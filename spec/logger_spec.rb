@@ -186,4 +186,20 @@ RSpec.describe Hyperion::Logger do
       [reader, writer].each { |io| io&.close }
     end
   end
+
+  describe '.resolve_format' do
+    let(:tty) { instance_double(IO, tty?: true) }
+    let(:pipe) { instance_double(IO, tty?: false) }
+
+    it 'keeps an explicit format' do
+      expect(described_class.resolve_format(:text, environment: 'production', io: pipe)).to eq(:text)
+      expect(described_class.resolve_format(:json, environment: 'development', io: tty)).to eq(:json)
+    end
+
+    it 'picks JSON in production or when stdout is not a terminal, text on a terminal' do
+      expect(described_class.resolve_format(:auto, environment: 'development', io: tty)).to eq(:text)
+      expect(described_class.resolve_format(:auto, environment: 'development', io: pipe)).to eq(:json)
+      expect(described_class.resolve_format(:auto, environment: 'production', io: tty)).to eq(:json)
+    end
+  end
 end

@@ -4,6 +4,7 @@ require 'optparse'
 require 'hyperion/version'
 require 'hyperion/config'
 require 'hyperion/logger'
+require 'hyperion/log_file'
 
 module Hyperion
   # `hyperion [options] [rackup]`: turns argv into a Config and starts the launcher.
@@ -54,7 +55,9 @@ module Hyperion
       config = parse
       return 0 if config.nil?
 
-      logger = Logger.new(level: config.log_level, out: @stdout, err: @stderr)
+      LogFile.open(config.log_file) if config.log_file
+      format = Logger.resolve_format(config.log_format, environment: config.environment, io: @stdout)
+      logger = Logger.new(level: config.log_level, out: @stdout, err: @stderr, format: format)
       require 'hyperion/launcher'
       status = Launcher.new(config, logger: logger).run
       return status if status.is_a?(Integer)

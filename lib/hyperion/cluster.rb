@@ -106,6 +106,9 @@ module Hyperion
         return 1
       end
       log_boot
+      # One metrics slot per worker index, mapped before any fork so every worker shares it;
+      # room for TTIN to add workers (past it, indexes share slots).
+      Hyperion.setup_cluster_metrics([@count * 2, 16].max)
       install_traps
       @hooks.run(:before_fork)
       @lifeline, @lifeline_writer = IO.pipe
@@ -205,12 +208,29 @@ module Hyperion
         when 'USR1' then rolling_restart
         when 'TTIN' then add_worker
         when 'TTOU' then remove_worker
-        when 'HUP'
-          @logger.info('HUP received: logs go to stdout and stderr, there are no log files to reopen')
+        when 'HUP' then reopen_logs
         when 'USR2'
           @logger.info('USR2 received: it is reserved for TLS key rotation; nothing done')
         end
       end
+    end
+
+    # HUP: the master reopens log_file, then relays HUP to every worker, which does the same.
+    def reopen_logs
+      unless @config.log_file
+        @logger.info('HUP received: no log_file is set (logs go to stdout and stderr); nothing to reopen')
+        return
+      end
+
+      LogFile.reopen(@config.log_file)
+      @logger.info("HUP received: reopened #{@config.log_file}; relaying to #{n_workers(@workers.size)}")
+      @workers.each do |worker|
+        Process.kill('HUP', worker.pid)
+      rescue Errno::ESRCH
+        nil
+      end
+    rescue SystemCallError, IOError => e
+      @logger.error("HUP received: cannot reopen #{@config.log_file}: #{e.message}")
     end
 
     # The first stop signal stops every worker gracefully; a second one kills them.

@@ -189,6 +189,9 @@ module Hyperion
     setting :idle_keepalive, 5, seconds_type(min: 0, exclusive: true), 'Seconds an idle keep-alive connection is kept open.', arg: 'SECONDS'
     setting :graceful_timeout, 30, seconds_type(min: 0), 'Seconds in-flight requests get to finish on shutdown.', arg: 'SECONDS'
     setting :log_level, :info, symbol_type(Logger::LEVELS.keys), 'Minimum log level: debug, info, warn, error or fatal.', arg: 'LEVEL'
+    setting :log_format, :auto, symbol_type(%i[auto text json]), 'Log line format: `text`, `json`, or `auto`: JSON when the environment is production or stdout is not a terminal (piped, a file), text on a terminal.', arg: 'FORMAT'
+    setting :log_requests, true, boolean_type, 'One access log line per response (info level, to stdout): method, path, status, duration_ms, remote_addr, http_version, bytes, request_id.', arg: nil
+    setting :log_file, nil, string_type, 'Append stdout and stderr (every log line) to this file instead; `HUP` reopens it after a rotation.', arg: 'PATH', example: 'log/hyperion.log'
     setting :max_body_bytes, 1_073_741_824, integer_type(min: 1), 'Largest request body accepted, in bytes (1073741824 = 1 GiB).', arg: 'N'
     setting :max_header_bytes, 65_536, integer_type(min: 1), 'Largest request head (request line + headers) accepted, in bytes; larger gets 431.', arg: 'N'
     setting :max_headers, 100, integer_type(min: 1), 'Most header fields in a request (and in chunked trailers); more gets 431.', arg: 'N'

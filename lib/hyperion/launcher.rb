@@ -74,6 +74,7 @@ module Hyperion
       app = load_app
       server = Server.new(app, config: @config, logger: @logger)
       install_traps(server)
+      install_hup_trap
       begin
         server.start
       rescue BindError => e
@@ -125,6 +126,22 @@ module Hyperion
           end
           @logger.info("#{signal} received: graceful stop (up to #{@config.graceful_timeout}s)")
           server.stop
+        end
+      end
+    end
+
+    # HUP reopens log_file (after a rotation renamed it).
+    def install_hup_trap
+      Signal.trap('HUP') do
+        if @config.log_file
+          begin
+            LogFile.reopen(@config.log_file)
+            @logger.info("HUP received: reopened #{@config.log_file}")
+          rescue SystemCallError, IOError => e
+            @logger.error("HUP received: cannot reopen #{@config.log_file}: #{e.message}")
+          end
+        else
+          @logger.info('HUP received: no log_file is set (logs go to stdout and stderr); nothing to reopen')
         end
       end
     end

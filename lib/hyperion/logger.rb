@@ -20,6 +20,15 @@ module Hyperion
 
     attr_reader :level, :format
 
+    # The format for a `log_format` setting: `auto` is JSON in production or when `io` is not
+    # a terminal (piped, redirected to a file), text on a terminal.
+    def self.resolve_format(setting, environment:, io: $stdout)
+      return setting unless setting == :auto
+      return :json if environment.to_s == 'production'
+
+      io.respond_to?(:tty?) && io.tty? ? :text : :json
+    end
+
     def initialize(level: :info, out: $stdout, err: $stderr, format: :text)
       raise ArgumentError, "unknown log format #{format.inspect} (expected one of #{FORMATS.join(', ')})" unless FORMATS.include?(format)
 

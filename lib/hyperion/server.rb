@@ -62,6 +62,11 @@ module Hyperion
       @engine ? @engine.stats : {}
     end
 
+    # Every worker's metrics in the Prometheus text format.
+    def metrics_text
+      @engine ? @engine.metrics_text : Native.metrics_text
+    end
+
     # [name, reason]: the connection loop the engine runs ("epoll" or "io_uring") and why.
     def io_loop
       @engine&.io_loop
@@ -109,6 +114,7 @@ module Hyperion
         max_in_memory_body_bytes: @config.max_in_memory_body_bytes,
         log_level: @logger.level.to_s,
         log_format: @logger.format.to_s,
+        access_log: @config.log_requests && @logger.info?,
         stop_notify_fd: @stopped_writer.fileno,
         io_uring: @config.io_uring.to_s,
         **admin_options

@@ -13,7 +13,7 @@ module Hyperion
   class Worker
     STOP_SIGNALS = %w[TERM INT QUIT].freeze
     # Cluster-wide signals are the master's; a worker must not die of their default action.
-    MASTER_SIGNALS = %w[HUP USR1 USR2 TTIN TTOU].freeze
+    MASTER_SIGNALS = %w[USR1 USR2 TTIN TTOU].freeze
 
     # `early_signals`: the master's signal queue as this process inherited it, holding what
     # arrived between fork and #run installing the worker's own traps.
@@ -38,6 +38,8 @@ module Hyperion
     # Returns the process exit status. Yields once the worker's signal handling is in place,
     # for the caller to close what the process inherited from the master.
     def run
+      # This worker's counters go to its index's slot of the region the master mapped.
+      Native.metrics_slot(@index)
       install_traps
       yield if block_given?
       $PROGRAM_NAME = "hyperion: worker #{@index} (master #{ENV.fetch('HYPERION_MASTER_PID', '?')})"
@@ -78,9 +80,21 @@ module Hyperion
           @logger.info("worker #{@index} ignores #{signal}; cluster signals go to the master (pid #{Process.ppid})")
         end
       end
+      # The master relays HUP after reopening log_file itself; each worker's descriptors are
+      # its own, so it reopens too.
+      Signal.trap('HUP') { reopen_logs }
       Signal.trap('CHLD', 'DEFAULT')
       early = @early_signals & STOP_SIGNALS
       stop("#{early.first} received") unless early.empty?
+    end
+
+    def reopen_logs
+      return unless @config.log_file
+
+      LogFile.reopen(@config.log_file)
+      @logger.info("worker #{@index} reopened #{@config.log_file}")
+    rescue SystemCallError, IOError => e
+      @logger.error("worker #{@index} cannot reopen #{@config.log_file}: #{e.message}")
     end
 
     # Safe in a signal trap and from another thread. A worker stopped before it has booted

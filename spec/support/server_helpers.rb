@@ -76,7 +76,10 @@ module ServerHelpers
     log_path = File.join(Dir.mktmpdir('hyperion-spec'), 'server.log')
     argv = [RbConfig.ruby, BIN, *args]
     argv += ['-p', port.to_s] unless args.any? { |a| %w[-p --port -b --bind].include?(a) }
+    # Output goes to a file, which would make the log format JSON: specs read text unless they
+    # ask otherwise.
     child_env = { 'RACK_ENV' => nil, 'RAILS_ENV' => nil, 'HYPERION_ENVIRONMENT' => nil, 'PORT' => nil,
+                  'HYPERION_LOG_FORMAT' => 'text', 'HYPERION_LOG_REQUESTS' => nil, 'HYPERION_LOG_FILE' => nil,
                   'HYPERION_IO_URING' => ENV.fetch('HYPERION_SPEC_IO_URING', nil) }.merge(env)
     pid = Process.spawn(child_env, *argv, chdir: chdir, out: log_path, err: %i[child out], pgroup: true)
     server = ServerProcess.new(pid: pid, port: port, log_path: log_path)

@@ -18,7 +18,7 @@ use crate::engine::Shared;
 use crate::exchange::{ListenerInfo, Peer};
 use crate::log::{Level, Value as LogValue};
 use crate::response::engine_response;
-use crate::stats::{bump, Stats};
+use crate::stats::bump;
 
 /// The request header carrying the token.
 pub const TOKEN_HEADER: &[u8] = b"x-hyperion-admin-token";
@@ -45,7 +45,7 @@ pub struct AdminConfig {
     /// Listeners that serve only the admin endpoints. When there is one, the application
     /// listeners no longer answer admin paths: `/-/...` reaches the application there.
     pub listen: Vec<ListenSpec>,
-    /// The metrics text. `None`: the engine's own counters ([`stats_text`]).
+    /// The metrics text. `None`: the process's metrics region ([`crate::metrics`]).
     pub metrics: Option<MetricsText>,
     /// `None`: the engine stops itself, as [`crate::Engine::stop`] does.
     pub quit: Option<QuitAction>,
@@ -115,6 +115,7 @@ pub fn token_matches(given: &[u8], expected: &[u8]) -> bool {
 pub(crate) struct Answer {
     pub(crate) bytes: Vec<u8>,
     pub(crate) keep: bool,
+    pub(crate) status: u16,
 }
 
 enum Endpoint {
@@ -158,7 +159,11 @@ pub(crate) fn answer(
             let mut headers = vec![("cache-control", "no-store")];
             headers.extend_from_slice(extra);
             let bytes = engine_response(status, content_type, body, head_only, !keep, &headers);
-            Some(Answer { bytes, keep })
+            Some(Answer {
+                bytes,
+                keep,
+                status,
+            })
         };
     let plain = "text/plain; charset=utf-8";
     let Some(endpoint) = endpoint else {
@@ -230,98 +235,14 @@ fn peer_text(peer: Peer) -> String {
     }
 }
 
-/// The body of `/-/metrics`: the configured renderer, or else the engine's own counters. This
-/// is the one place that decides what a scrape returns.
+/// The body of `/-/metrics`: the configured renderer, or else the process's metrics region
+/// (every worker's slot in cluster mode). This is the one place that decides what a scrape
+/// returns.
 pub(crate) fn metrics_text(shared: &Shared, admin: &AdminConfig) -> String {
     match &admin.metrics {
         Some(render) => render(),
-        None => stats_text(&shared.stats, shared.queue.len()),
+        None => shared.stats.metrics().render(),
     }
-}
-
-/// The engine's counters in the Prometheus text exposition format (version 0.0.4).
-pub fn stats_text(stats: &Stats, queue_length: usize) -> String {
-    use std::fmt::Write;
-    let s = stats.snapshot();
-    let mut out = String::with_capacity(2048);
-    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
-        let _ = writeln!(out, "# HELP hyperion_{name} {help}");
-        let _ = writeln!(out, "# TYPE hyperion_{name} {kind}");
-        for (labels, value) in samples {
-            let _ = writeln!(out, "hyperion_{name}{labels} {value}");
-        }
-    };
-    metric(
-        "connections_accepted_total",
-        "counter",
-        "Connections accepted.",
-        &[("", s.connections_accepted)],
-    );
-    metric(
-        "connections_active",
-        "gauge",
-        "Connections open now.",
-        &[("", s.connections_active)],
-    );
-    metric(
-        "requests_total",
-        "counter",
-        "Requests read completely.",
-        &[("", s.requests_total)],
-    );
-    metric(
-        "requests_dispatched_total",
-        "counter",
-        "Requests by who answered them.",
-        &[
-            ("{to=\"rack\"}", s.dispatch_rack),
-            ("{to=\"handler\"}", s.dispatch_handler),
-            ("{to=\"static\"}", s.dispatch_static),
-            ("{to=\"page_cache\"}", s.dispatch_page_cache),
-            ("{to=\"admin\"}", s.dispatch_admin),
-        ],
-    );
-    metric(
-        "parse_errors_total",
-        "counter",
-        "Requests that did not parse.",
-        &[("", s.parse_errors)],
-    );
-    metric(
-        "read_timeouts_total",
-        "counter",
-        "Requests that stalled while arriving (408).",
-        &[("", s.read_timeouts)],
-    );
-    metric(
-        "queue_full_total",
-        "counter",
-        "Requests refused because the exchange queue was full or closed (503).",
-        &[("", s.rejected)],
-    );
-    metric(
-        "queue_length",
-        "gauge",
-        "Exchanges waiting for an application thread.",
-        &[("", queue_length as u64)],
-    );
-    let reasons = stats.rejections_by_reason();
-    let labels: Vec<String> = reasons
-        .iter()
-        .map(|(reason, _)| format!("{{reason=\"{reason}\"}}"))
-        .collect();
-    let samples: Vec<(&str, u64)> = labels
-        .iter()
-        .zip(&reasons)
-        .map(|(label, (_, count))| (label.as_str(), *count))
-        .collect();
-    metric(
-        "rejections_total",
-        "counter",
-        "Requests the engine answered with an error, by reason.",
-        &samples,
-    );
-    out
 }
 
 #[cfg(test)]
@@ -353,25 +274,5 @@ mod tests {
     fn debug_output_hides_the_token() {
         let text = format!("{:?}", AdminConfig::new("0123456789abcdef"));
         assert!(!text.contains("0123456789abcdef"), "{text}");
-    }
-
-    #[test]
-    fn stats_text_is_prometheus_text() {
-        let stats = Stats::default();
-        bump(&stats.requests_total);
-        bump(&stats.dispatch_admin);
-        stats.count_rejection("read_timeout");
-        let text = stats_text(&stats, 3);
-        assert!(
-            text.contains("# TYPE hyperion_requests_total counter\nhyperion_requests_total 1\n")
-        );
-        assert!(text.contains("hyperion_requests_dispatched_total{to=\"admin\"} 1\n"));
-        assert!(text.contains("hyperion_rejections_total{reason=\"read_timeout\"} 1\n"));
-        assert!(text.contains("hyperion_queue_length 3\n"));
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let (name, value) = line.rsplit_once(' ').unwrap();
-            assert!(name.starts_with("hyperion_"), "{line}");
-            value.parse::<u64>().unwrap();
-        }
     }
 }

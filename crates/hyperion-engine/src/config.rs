@@ -79,6 +79,9 @@ pub struct EngineConfig {
     /// The admin endpoints (`/-/metrics`, `/-/quit`) and their token; `None`: they do not
     /// exist.
     pub admin: Option<AdminConfig>,
+    /// Where the counters go: the process's region and slot ([`crate::metrics::process`]),
+    /// or, when `None`, a one-slot region of the engine's own.
+    pub metrics: Option<crate::metrics::Metrics>,
 }
 
 impl Default for EngineConfig {
@@ -97,6 +100,7 @@ impl Default for EngineConfig {
             routes: Default::default(),
             io_uring: IoUring::Off,
             admin: None,
+            metrics: None,
         }
     }
 }

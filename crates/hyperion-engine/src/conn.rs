@@ -23,6 +23,7 @@ use crate::dispatch::{
 };
 use crate::engine::{Phase, Shared};
 use crate::exchange::{ListenerInfo, Peer};
+use crate::observe::Current;
 use crate::response::{Hijacked, ResponseMsg};
 use crate::routes::StaticResponse;
 
@@ -55,6 +56,8 @@ pub(crate) struct Connection<S> {
     shared: Arc<Shared>,
     listener: Arc<ListenerInfo>,
     buf: BytesMut,
+    /// The request being answered, reported to metrics and the access log when it ends.
+    current: Option<Current>,
 }
 
 /// A connected socket the engine can wait on without committing a read buffer to it, send
@@ -102,6 +105,7 @@ impl<S: Socket> Connection<S> {
             shared,
             listener,
             buf: BytesMut::new(),
+            current: None,
         }
     }
 
@@ -136,7 +140,33 @@ impl<S: Socket> Connection<S> {
         Ok(self.io.read_buf(&mut self.buf).await? > 0)
     }
 
+    /// Serves one request and reports its end, however it ended.
     async fn serve_one(&mut self) -> io::Result<Outcome> {
+        let outcome = self.serve_request().await;
+        self.finish_request();
+        outcome
+    }
+
+    /// Reports the current request's end (once).
+    fn finish_request(&mut self) {
+        if let Some(current) = self.current.take() {
+            current.complete(&self.shared, self.peer);
+        }
+    }
+
+    fn set_status(&mut self, status: u16) {
+        if let Some(current) = &mut self.current {
+            current.status = status;
+        }
+    }
+
+    fn count_written(&mut self, n: usize) {
+        if let Some(current) = &mut self.current {
+            current.bytes += n as u64;
+        }
+    }
+
+    async fn serve_request(&mut self) -> io::Result<Outcome> {
         let shared = self.shared.clone();
         let limits = &shared.config.limits;
         let mut deadline: Option<Instant> = None;
@@ -187,6 +217,12 @@ impl<S: Socket> Connection<S> {
             }
         };
         let head_bytes = self.buf.split_to(head_len).freeze();
+        self.current = Some(Current::parsed(
+            &shared,
+            &head,
+            &head_bytes,
+            std::time::Instant::now(),
+        ));
         // A body may legitimately take long (a large upload); what must not happen is a
         // stall, so its timeout restarts whenever bytes arrive.
         let body_timeout = self.shared.config.request_read_timeout;
@@ -297,6 +333,7 @@ impl<S: Socket> Connection<S> {
                 version,
                 keep,
             } => {
+                self.set_status(response.status());
                 self.write_static(&response, head_only, version, keep)
                     .await?;
                 Ok(if keep {
@@ -306,7 +343,12 @@ impl<S: Socket> Connection<S> {
                 })
             }
             Dispatched::Queued(rx) => self.write_response(rx).await,
-            Dispatched::Answered { bytes, keep } => {
+            Dispatched::Answered {
+                bytes,
+                keep,
+                status,
+            } => {
+                self.set_status(status);
                 self.write_all(&bytes).await?;
                 Ok(if keep {
                     Outcome::KeepAlive
@@ -321,16 +363,20 @@ impl<S: Socket> Connection<S> {
     /// are already waiting are coalesced into one write (e.g. the last chunk and the terminator).
     async fn write_response(&mut self, mut rx: mpsc::Receiver<ResponseMsg>) -> io::Result<Outcome> {
         let mut out: Vec<u8> = Vec::new();
+        let mut status = 0;
         loop {
             let Some(first) = rx.recv().await else {
                 return Ok(Outcome::Close);
             };
-            let mut end = append(first, &mut out);
+            let mut end = append(first, &mut out, &mut status);
             while matches!(end, BatchEnd::More) && out.len() < COALESCE_LIMIT {
                 match rx.try_recv() {
-                    Ok(msg) => end = append(msg, &mut out),
+                    Ok(msg) => end = append(msg, &mut out, &mut status),
                     Err(_) => break,
                 }
+            }
+            if status != 0 {
+                self.set_status(status);
             }
             let written = if out.is_empty() {
                 Ok(())
@@ -430,6 +476,7 @@ impl<S: Socket> Connection<S> {
                 return Err(io::ErrorKind::WriteZero.into());
             }
             sent += n;
+            self.count_written(n);
         }
         Ok(())
     }
@@ -455,6 +502,7 @@ impl<S: Socket> Connection<S> {
                     "file shorter than its announced length",
                 ));
             }
+            self.count_written(sent);
         }
         Ok(())
     }
@@ -494,6 +542,7 @@ impl<S: Socket> Connection<S> {
                 return Err(io::ErrorKind::WriteZero.into());
             }
             written += n;
+            self.count_written(n);
         }
         Ok(())
     }
@@ -503,26 +552,36 @@ impl<S: Socket> Connection<S> {
     async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         timeout(self.shared.config.write_timeout, self.io.write_all(bytes))
             .await
-            .unwrap_or_else(|_| Err(write_timed_out()))
+            .unwrap_or_else(|_| Err(write_timed_out()))?;
+        self.count_written(bytes.len());
+        Ok(())
     }
 
     async fn reject(&mut self, err: ParseError) -> io::Result<Outcome> {
+        let status = err.status();
         let out = parse_error_response(&self.shared, self.peer, err);
-        self.write_all(&out).await?;
-        self.linger().await;
-        Ok(Outcome::Close)
+        self.answer_and_close(&out, status).await
     }
 
     async fn internal_error(&mut self, err: io::Error) -> io::Result<Outcome> {
         let out = internal_error_response(&self.shared, err);
-        self.write_all(&out).await?;
-        self.linger().await;
-        Ok(Outcome::Close)
+        self.answer_and_close(&out, 500).await
     }
 
     async fn timed_out(&mut self) -> io::Result<Outcome> {
         let out = timeout_response(&self.shared, self.peer);
-        self.write_all(&out).await?;
+        self.answer_and_close(&out, 408).await
+    }
+
+    /// Writes one of the engine's error answers, reports the request, lingers and closes.
+    async fn answer_and_close(&mut self, out: &[u8], status: u16) -> io::Result<Outcome> {
+        if self.current.is_none() {
+            self.current = Some(Current::unparsed(&self.shared, std::time::Instant::now()));
+        }
+        self.set_status(status);
+        let written = self.write_all(out).await;
+        self.finish_request();
+        written?;
         self.linger().await;
         Ok(Outcome::Close)
     }

@@ -55,30 +55,45 @@ pub(crate) enum BatchEnd {
     Abort,
 }
 
-/// Appends a message's bytes to `out` (taking the buffer when `out` is empty).
-pub(crate) fn append(msg: ResponseMsg, out: &mut Vec<u8>) -> BatchEnd {
+/// Appends a message's bytes to `out` (taking the buffer when `out` is empty); a message
+/// carrying the response's head sets `status`.
+pub(crate) fn append(msg: ResponseMsg, out: &mut Vec<u8>, status: &mut u16) -> BatchEnd {
     let (bytes, end) = match msg {
         ResponseMsg::Bytes(bytes) => (bytes, BatchEnd::More),
+        ResponseMsg::Head { bytes, status: s } => {
+            *status = s;
+            (bytes, BatchEnd::More)
+        }
         ResponseMsg::Final {
             bytes,
             close,
             notice,
-        } => (bytes, BatchEnd::Done { close, notice }),
+            status: s,
+        } => {
+            if s != 0 {
+                *status = s;
+            }
+            (bytes, BatchEnd::Done { close, notice })
+        }
         ResponseMsg::File {
             head,
             file,
             len,
             close,
             notice,
-        } => (
-            head,
-            BatchEnd::File {
-                file,
-                len,
-                close,
-                notice,
-            },
-        ),
+            status: s,
+        } => {
+            *status = s;
+            (
+                head,
+                BatchEnd::File {
+                    file,
+                    len,
+                    close,
+                    notice,
+                },
+            )
+        }
         ResponseMsg::Hijack(tx) => return BatchEnd::Hijack(tx),
         ResponseMsg::Abort => return BatchEnd::Abort,
     };
@@ -111,7 +126,11 @@ pub(crate) enum Dispatched {
     Queued(mpsc::Receiver<ResponseMsg>),
     /// Answered by the engine itself (an admin endpoint, or not accepted because the queue is
     /// full or closed): write `bytes`, then keep the connection only if `keep`.
-    Answered { bytes: Vec<u8>, keep: bool },
+    Answered {
+        bytes: Vec<u8>,
+        keep: bool,
+        status: u16,
+    },
 }
 
 /// Counts the request, answers it when it is an admin request or from the route table when it
@@ -133,6 +152,7 @@ pub(crate) fn dispatch(
         return Dispatched::Answered {
             bytes: answer.bytes,
             keep: answer.keep,
+            status: answer.status,
         };
     }
     let mut direct = Direct::None;
@@ -208,7 +228,11 @@ pub(crate) fn dispatch(
     refused.response.abort_msg();
     drop(refused);
     let bytes = simple_response(503, "Service Unavailable\n", !keep, &[("retry-after", "1")]);
-    Dispatched::Answered { bytes, keep }
+    Dispatched::Answered {
+        bytes,
+        keep,
+        status: 503,
+    }
 }
 
 /// Counts a rejected request and logs one warn line about it (rate-limited).

@@ -13,8 +13,9 @@ use crate::conn::Connection;
 use crate::exchange::{ListenerInfo, Peer};
 use crate::listener::{BoundListener, Listening};
 use crate::log::{Logger, RateLimit};
+use crate::metrics::Metrics;
 use crate::queue::{ExchangeQueue, WaitToken};
-use crate::stats::{bump, Stats, StatsSnapshot};
+use crate::stats::{Stats, StatsSnapshot};
 
 /// Warn lines about rejected requests, at most, per second.
 const REJECT_LOG_PER_SECOND: u32 = 10;
@@ -47,11 +48,11 @@ impl Shared {
     pub(crate) fn new(config: EngineConfig) -> Arc<Shared> {
         let (phase, _) = watch::channel(Phase::Running);
         Arc::new(Shared {
+            stats: Stats::new(config.metrics.clone().unwrap_or_else(Metrics::private)),
             queue: Arc::new(ExchangeQueue::new(config.max_pending)),
             log: Logger::new(config.log.clone()),
             reject_log: RateLimit::new(REJECT_LOG_PER_SECOND),
             config,
-            stats: Stats::default(),
             phase,
             draining: Arc::new(AtomicBool::new(false)),
             idle: Notify::new(),
@@ -186,6 +187,23 @@ impl Engine {
 
     pub fn stats(&self) -> StatsSnapshot {
         self.shared.stats.snapshot()
+    }
+
+    /// Responses by status code, as counted in this engine's metrics slot.
+    pub fn responses_by_status(&self) -> Vec<(u16, u64)> {
+        self.shared.stats.responses_by_status()
+    }
+
+    /// The whole metrics region (every worker of a cluster) in the Prometheus text format.
+    /// For an engine given the process's metrics (`EngineConfig::metrics`), this is what
+    /// [`crate::metrics::render_prometheus`] returns.
+    pub fn metrics_text(&self) -> String {
+        self.shared.stats.metrics().render()
+    }
+
+    /// The metrics this engine writes to.
+    pub fn metrics(&self) -> &Metrics {
+        self.shared.stats.metrics()
     }
 
     /// Rejected requests by reason (`bad_request_line`, `read_timeout`, `queue_full`, ...).
@@ -503,11 +521,7 @@ fn spawn_connection<S: crate::conn::Socket>(
     shared: &Arc<Shared>,
     info: &Arc<ListenerInfo>,
 ) {
-    bump(&shared.stats.connections_accepted);
-    shared
-        .stats
-        .connections_active
-        .fetch_add(1, Ordering::AcqRel);
+    shared.stats.connection_opened();
     let guard = ActiveGuard(shared.clone());
     let conn = Connection::new(io, peer, shared.clone(), info.clone());
     tokio::spawn(async move {
@@ -522,13 +536,7 @@ struct ActiveGuard(Arc<Shared>);
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        if self
-            .0
-            .stats
-            .connections_active
-            .fetch_sub(1, Ordering::AcqRel)
-            == 1
-        {
+        if self.0.stats.connection_closed() {
             self.0.idle.notify_waiters();
         }
     }

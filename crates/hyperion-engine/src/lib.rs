@@ -14,6 +14,8 @@ pub mod engine;
 pub mod exchange;
 pub mod listener;
 pub mod log;
+pub mod metrics;
+mod observe;
 pub mod queue;
 pub mod response;
 pub mod routes;

@@ -1,14 +1,16 @@
 //! Log lines the engine writes itself, in the same format as the Ruby logger: text
 //! (`2026-01-01T00:00:00.000Z WARN [hyperion] message key=value`) or one JSON object per line.
 //!
-//! Lines are rendered on the calling thread and written by a dedicated writer thread, one
-//! `write(2)` per line, so a slow or blocked stderr never stalls the I/O thread: when the
-//! writer falls behind, lines are dropped and counted instead.
+//! Warn lines are rendered on the calling thread; access lines (one per response) travel as a
+//! small record and are rendered on the writer thread. A dedicated writer thread writes them,
+//! whole lines gathered into writes of at most `PIPE_BUF` bytes (so they never interleave with
+//! other writers of the same pipe), and a slow or blocked stdout/stderr never stalls the I/O
+//! thread: when the writer falls behind, lines are dropped and counted instead.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::Mutex;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,6 +59,8 @@ pub struct LogConfig {
     /// Where info and debug go (warn and above go to `err_fd`).
     pub out_fd: i32,
     pub err_fd: i32,
+    /// One info line per response (see [`AccessRecord`]).
+    pub access_log: bool,
 }
 
 impl Default for LogConfig {
@@ -66,6 +70,7 @@ impl Default for LogConfig {
             format: Format::Text,
             out_fd: 1,
             err_fd: 2,
+            access_log: false,
         }
     }
 }
@@ -74,17 +79,105 @@ impl Default for LogConfig {
 pub enum Value<'a> {
     Str(&'a str),
     Num(u64),
+    /// Written with two decimals.
+    Float(f64),
 }
 
 /// Lines waiting for the writer thread.
 const QUEUE: usize = 4096;
 
-/// A rendered line and the descriptor it goes to.
-type Line = (i32, Vec<u8>);
+/// What the writer thread receives.
+enum Entry {
+    /// A rendered line and the descriptor it goes to.
+    Line(i32, Vec<u8>),
+    Access(AccessRecord),
+}
+
+/// Writes gathered into one `write(2)`: at most `PIPE_BUF`, which a pipe writes atomically.
+const BATCH_BYTES: usize = 4096;
+/// Entries taken from the queue before the batch is written.
+const BATCH_ENTRIES: usize = 256;
+
+/// One response, as the access log line reports it. Rendered on the writer thread.
+pub struct AccessRecord {
+    at: SystemTime,
+    /// Method, path and request id, back to back.
+    text: Vec<u8>,
+    method_len: u16,
+    path_len: u16,
+    status: u16,
+    bytes: u64,
+    duration_us: u64,
+    peer: crate::exchange::Peer,
+    version: &'static str,
+}
+
+impl AccessRecord {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        at: SystemTime,
+        method: &[u8],
+        path: &[u8],
+        request_id: Option<&[u8]>,
+        status: u16,
+        bytes: u64,
+        elapsed: Duration,
+        peer: crate::exchange::Peer,
+        version: &'static str,
+    ) -> AccessRecord {
+        let method = &method[..method.len().min(64)];
+        let path = &path[..path.len().min(8192)];
+        let id = request_id.unwrap_or(b"");
+        let mut text = Vec::with_capacity(method.len() + path.len() + id.len());
+        text.extend_from_slice(method);
+        text.extend_from_slice(path);
+        text.extend_from_slice(id);
+        AccessRecord {
+            at,
+            text,
+            method_len: method.len() as u16,
+            path_len: path.len() as u16,
+            status,
+            bytes,
+            duration_us: elapsed.as_micros().min(u64::MAX as u128) as u64,
+            peer,
+            version,
+        }
+    }
+
+    pub fn render(&self, format: Format) -> Vec<u8> {
+        let (method, rest) = self.text.split_at(self.method_len as usize);
+        let (path, id) = rest.split_at(self.path_len as usize);
+        let method = String::from_utf8_lossy(method);
+        let path = String::from_utf8_lossy(path);
+        let id = String::from_utf8_lossy(id);
+        let addr = match self.peer {
+            crate::exchange::Peer::Tcp(addr) => addr.ip().to_string(),
+            crate::exchange::Peer::Unix => "unix".to_string(),
+        };
+        let mut fields = vec![
+            ("method", Value::Str(&method)),
+            ("path", Value::Str(&path)),
+            ("status", Value::Num(self.status as u64)),
+            (
+                "duration_ms",
+                Value::Float(self.duration_us as f64 / 1000.0),
+            ),
+            ("remote_addr", Value::Str(&addr)),
+            ("http_version", Value::Str(self.version)),
+            ("bytes", Value::Num(self.bytes)),
+        ];
+        if !id.is_empty() {
+            fields.push(("request_id", Value::Str(&id)));
+        }
+        render(format, Level::Info, "request", &fields, self.at)
+    }
+}
 
 pub struct Logger {
     config: LogConfig,
-    tx: Mutex<Option<SyncSender<Line>>>,
+    /// The writer thread's queue, started on first use (`None`: it could not be started).
+    tx: OnceLock<Option<SyncSender<Entry>>>,
     /// Lines dropped because the writer could not keep up.
     pub dropped: AtomicU64,
 }
@@ -93,7 +186,7 @@ impl Logger {
     pub fn new(config: LogConfig) -> Logger {
         Logger {
             config,
-            tx: Mutex::new(None),
+            tx: OnceLock::new(),
             dropped: AtomicU64::new(0),
         }
     }
@@ -118,29 +211,76 @@ impl Logger {
         } else {
             self.config.out_fd
         };
-        let mut guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.is_none() {
-            let (tx, rx) = sync_channel::<Line>(QUEUE);
-            let spawned = std::thread::Builder::new()
-                .name("hyperion-log".into())
-                .spawn(move || {
-                    for (fd, line) in rx {
-                        write_fd(fd, &line);
-                    }
-                });
-            if spawned.is_err() {
-                write_fd(fd, &line);
-                return;
-            }
-            *guard = Some(tx);
+        if !self.send(Entry::Line(fd, line)) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(tx) = guard.as_ref() {
-            match tx.try_send((fd, line)) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                }
+    }
+
+    /// Queues one access line; false when it had to be dropped (the writer is behind).
+    pub fn access(&self, record: AccessRecord) -> bool {
+        self.send(Entry::Access(record))
+    }
+
+    fn send(&self, entry: Entry) -> bool {
+        let tx = self.tx.get_or_init(|| {
+            let (tx, rx) = sync_channel::<Entry>(QUEUE);
+            let config = self.config.clone();
+            std::thread::Builder::new()
+                .name("hyperion-log".into())
+                .spawn(move || write_entries(rx, config))
+                .ok()
+                .map(|_| tx)
+        });
+        match tx.as_ref().map(|tx| tx.try_send(entry)) {
+            Some(Ok(())) => true,
+            Some(Err(TrySendError::Full(_))) | Some(Err(TrySendError::Disconnected(_))) | None => {
+                false
             }
+        }
+    }
+}
+
+/// The writer thread: takes what is queued, up to a batch, and writes whole lines, each
+/// descriptor's lines in as few writes as `BATCH_BYTES` allows.
+fn write_entries(rx: Receiver<Entry>, config: LogConfig) {
+    let mut out: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
+    let mut err: Vec<u8> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(entry) = next {
+            let (fd, line) = match entry {
+                Entry::Line(fd, line) => (fd, line),
+                Entry::Access(record) => (config.out_fd, record.render(config.format)),
+            };
+            let buf = if fd == config.out_fd {
+                &mut out
+            } else {
+                &mut err
+            };
+            if !buf.is_empty() && buf.len() + line.len() > BATCH_BYTES {
+                write_fd(fd, buf);
+                buf.clear();
+            }
+            if line.len() > BATCH_BYTES {
+                write_fd(fd, &line);
+            } else {
+                buf.extend_from_slice(&line);
+            }
+            taken += 1;
+            next = if taken < BATCH_ENTRIES {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if !out.is_empty() {
+            write_fd(config.out_fd, &out);
+            out.clear();
+        }
+        if !err.is_empty() {
+            write_fd(config.err_fd, &err);
+            err.clear();
         }
     }
 }
@@ -180,6 +320,9 @@ pub fn render(
                     Value::Num(n) => {
                         let _ = write!(line, "{n}");
                     }
+                    Value::Float(f) => {
+                        let _ = write!(line, "{f:.2}");
+                    }
                     Value::Str(s) if is_bare(s) => line.extend_from_slice(s.as_bytes()),
                     Value::Str(s) => json_string(&mut line, s),
                 }
@@ -200,6 +343,10 @@ pub fn render(
                     Value::Num(n) => {
                         let _ = write!(line, "{n}");
                     }
+                    Value::Float(f) if f.is_finite() => {
+                        let _ = write!(line, "{f:.2}");
+                    }
+                    Value::Float(_) => line.extend_from_slice(b"null"),
                     Value::Str(s) => json_string(&mut line, s),
                 }
             }
@@ -359,6 +506,142 @@ mod tests {
         limit.state.lock().unwrap().0 -= Duration::from_secs(2);
         assert_eq!(limit.admit(), Some(2));
         assert_eq!(limit.admit(), Some(0));
+    }
+
+    #[test]
+    fn access_lines_have_every_field() {
+        let record = AccessRecord::new(
+            at(1_767_225_600),
+            b"GET",
+            b"/users/7",
+            Some(b"abc-1"),
+            200,
+            1234,
+            Duration::from_micros(46_630),
+            crate::exchange::Peer::Tcp("127.0.0.1:4000".parse().unwrap()),
+            "HTTP/1.1",
+        );
+        assert_eq!(
+            String::from_utf8(record.render(Format::Text)).unwrap(),
+            "2026-01-01T00:00:00.042Z INFO [hyperion] request method=GET path=/users/7 status=200 duration_ms=46.63 remote_addr=127.0.0.1 http_version=HTTP/1.1 bytes=1234 request_id=abc-1\n"
+        );
+        assert_eq!(
+            String::from_utf8(record.render(Format::Json)).unwrap(),
+            "{\"ts\":\"2026-01-01T00:00:00.042Z\",\"level\":\"info\",\"source\":\"hyperion\",\"message\":\"request\",\"method\":\"GET\",\"path\":\"/users/7\",\"status\":200,\"duration_ms\":46.63,\"remote_addr\":\"127.0.0.1\",\"http_version\":\"HTTP/1.1\",\"bytes\":1234,\"request_id\":\"abc-1\"}\n"
+        );
+    }
+
+    /// Lines from many threads reach the descriptor whole, in batches, none lost while the
+    /// queue has room.
+    #[test]
+    fn access_lines_are_written_whole() {
+        let mut fds = [0; 2];
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let logger = std::sync::Arc::new(Logger::new(LogConfig {
+            out_fd: fds[1],
+            access_log: true,
+            format: Format::Json,
+            ..LogConfig::default()
+        }));
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let mut buf = [0u8; 65536];
+            loop {
+                let n =
+                    unsafe { libc::read(fds[0], buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+                if n <= 0 {
+                    break;
+                }
+                all.extend_from_slice(&buf[..n as usize]);
+                if all.iter().filter(|b| **b == b'\n').count() >= 400 {
+                    break;
+                }
+            }
+            all
+        });
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let logger = logger.clone();
+                std::thread::spawn(move || {
+                    for i in 0..100 {
+                        let path = format!("/t{t}/{i}");
+                        let record = AccessRecord::new(
+                            SystemTime::now(),
+                            b"GET",
+                            path.as_bytes(),
+                            None,
+                            200,
+                            1,
+                            Duration::from_millis(1),
+                            crate::exchange::Peer::Unix,
+                            "HTTP/1.1",
+                        );
+                        while !logger.access(record_clone(&record)) {
+                            std::thread::yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let all = String::from_utf8(reader.join().unwrap()).unwrap();
+        let lines: Vec<&str> = all.lines().collect();
+        assert_eq!(lines.len(), 400);
+        for line in lines {
+            assert!(
+                line.starts_with("{\"ts\":") && line.ends_with('}'),
+                "{line}"
+            );
+        }
+        unsafe {
+            libc::close(fds[1]);
+            libc::close(fds[0]);
+        }
+    }
+
+    /// A reader that never reads: the writer thread blocks on the full pipe, the queue fills,
+    /// and from then on lines are refused at once instead of blocking the caller.
+    #[test]
+    fn a_blocked_writer_makes_access_lines_drop_not_wait() {
+        let mut fds = [0; 2];
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let logger = Logger::new(LogConfig {
+            out_fd: fds[1],
+            access_log: true,
+            ..LogConfig::default()
+        });
+        let record = AccessRecord::new(
+            SystemTime::now(),
+            b"GET",
+            &[b'x'; 2000],
+            None,
+            200,
+            1,
+            Duration::from_millis(1),
+            crate::exchange::Peer::Unix,
+            "HTTP/1.1",
+        );
+        let mut refused = 0;
+        // A pipe holds 64 KiB by default; the queue 4096 lines of about 2 KiB each.
+        for _ in 0..(QUEUE + 200) {
+            if !logger.access(record_clone(&record)) {
+                refused += 1;
+            }
+        }
+        assert!(refused > 0);
+        // The writer thread fails its pending writes (EPIPE) and ends once the logger is gone;
+        // the write end stays open so its number cannot be reused under that thread.
+        unsafe { libc::close(fds[0]) };
+    }
+
+    fn record_clone(r: &AccessRecord) -> AccessRecord {
+        AccessRecord {
+            at: r.at,
+            text: r.text.clone(),
+            ..*r
+        }
     }
 
     #[test]

@@ -18,11 +18,16 @@ use tokio::sync::mpsc;
 pub enum ResponseMsg {
     /// Bytes to write; more follow.
     Bytes(Vec<u8>),
+    /// The head of a streamed (or upgraded) response, carrying its status for the metrics
+    /// and the access log; body bytes follow.
+    Head { bytes: Vec<u8>, status: u16 },
     /// The last bytes of the response; `close` ends the connection after writing them.
+    /// `status` is the response's status when these bytes include its head, else 0.
     Final {
         bytes: Vec<u8>,
         close: bool,
         notice: Option<WrittenNotice>,
+        status: u16,
     },
     /// The last part of the response: `head`, then `len` bytes of `file` from its start,
     /// sent with sendfile.
@@ -32,6 +37,7 @@ pub enum ResponseMsg {
         len: u64,
         close: bool,
         notice: Option<WrittenNotice>,
+        status: u16,
     },
     /// The application takes the socket over: the connection task writes nothing more, lets
     /// go of the descriptor and sends it back with the bytes it had read past the request.
@@ -345,6 +351,7 @@ impl Response {
             head.push_content_length(len);
         }
         self.finish_head(&mut head, keep_alive);
+        let status = head.status;
         let mut bytes = head.buf;
         if with_body && !self.head_request && body_len > 0 {
             bytes.reserve(body_len as usize);
@@ -355,6 +362,7 @@ impl Response {
             bytes,
             close: !keep_alive,
             notice: self.notice.take(),
+            status,
         })
     }
 
@@ -392,7 +400,10 @@ impl Response {
             framing,
             keep_alive,
         };
-        Ok(ResponseMsg::Bytes(head.buf))
+        Ok(ResponseMsg::Head {
+            bytes: head.buf,
+            status: head.status,
+        })
     }
 
     /// Encodes one body chunk; `None` when there is nothing to send (empty chunk, HEAD, or a
@@ -448,6 +459,7 @@ impl Response {
                 bytes: LAST_CHUNK.to_vec(),
                 close: !keep_alive,
                 notice,
+                status: 0,
             },
             // Fewer bytes than declared: the only honest end is closing the connection (the
             // notice, dropped unsent, reports the response as not written).
@@ -456,11 +468,13 @@ impl Response {
                 bytes: Vec::new(),
                 close: true,
                 notice,
+                status: 0,
             },
             _ => ResponseMsg::Final {
                 bytes: Vec::new(),
                 close: !keep_alive,
                 notice,
+                status: 0,
             },
         })
     }
@@ -487,6 +501,7 @@ impl Response {
             bytes,
             close: !keep_alive,
             notice: self.notice.take(),
+            status: response.status(),
         })
     }
 
@@ -513,12 +528,14 @@ impl Response {
                 bytes,
                 close,
                 notice,
+                status,
             } if sends_body => Ok(ResponseMsg::File {
                 head: bytes,
                 file,
                 len,
                 close,
                 notice,
+                status,
             }),
             other => Ok(other),
         }
@@ -558,7 +575,10 @@ impl Response {
         }
         buf.extend_from_slice(b"\r\n");
         self.state = State::Upgraded;
-        Ok(ResponseMsg::Bytes(head.buf))
+        Ok(ResponseMsg::Head {
+            bytes: head.buf,
+            status: head.status,
+        })
     }
 
     /// Takes the socket over (full hijack, or after [`Response::encode_upgrade_head`]). The
@@ -713,9 +733,9 @@ mod tests {
 
     fn text(msg: &ResponseMsg) -> String {
         match msg {
-            ResponseMsg::Bytes(b) | ResponseMsg::Final { bytes: b, .. } => {
-                String::from_utf8_lossy(b).into_owned()
-            }
+            ResponseMsg::Bytes(b)
+            | ResponseMsg::Head { bytes: b, .. }
+            | ResponseMsg::Final { bytes: b, .. } => String::from_utf8_lossy(b).into_owned(),
             ResponseMsg::File { head, len, .. } => {
                 format!("{}<file {len}>", String::from_utf8_lossy(head))
             }

@@ -53,6 +53,7 @@ both_loops!(
     stalled_body_gets_408,
     a_client_that_stops_reading_is_dropped_after_write_timeout,
     a_long_pipeline_is_answered_in_order,
+    every_response_is_reported_once_with_status_bytes_and_path,
 );
 
 fn with_loop(mode: IoUring) -> EngineConfig {
@@ -877,4 +878,125 @@ fn descriptor_that_is_not_a_listening_socket_is_refused() {
             "{err}"
         );
     }
+}
+
+/// The completion point: app responses (full and streamed), static routes, 404s and parse
+/// errors are each counted by status, timed in the histogram under their templated path and
+/// written to the access log, on both loops.
+fn every_response_is_reported_once_with_status_bytes_and_path(mode: IoUring) {
+    use hyperion_engine::log::{Format, LogConfig};
+    use hyperion_engine::routes::{Method, RouteTable, StaticResponse};
+    fn app(ex: &mut Exchange) {
+        match ex.path() {
+            b"/missing" => respond(ex, 404, b"no"),
+            b"/stream" => {
+                let head = HeadBuilder::new(201, 64).unwrap();
+                let msg = ex.response.encode_stream_head(head).unwrap();
+                ex.response.send(msg).unwrap();
+                if let Some(msg) = ex.response.encode_chunk(b"part").unwrap() {
+                    ex.response.send(msg).unwrap();
+                }
+                let end = ex.response.encode_end().unwrap();
+                ex.response.send(end).unwrap();
+            }
+            _ => respond(ex, 200, b"hello"),
+        }
+    }
+    let mut fds = [0; 2];
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let routes = Arc::new(RouteTable::new());
+    routes.add_static(
+        Method::Get,
+        b"/health",
+        StaticResponse::new(200, &[], b"ok".to_vec()).unwrap(),
+    );
+    let config = EngineConfig {
+        routes,
+        log: LogConfig {
+            format: Format::Json,
+            out_fd: fds[1],
+            access_log: true,
+            ..LogConfig::default()
+        },
+        ..with_loop(mode)
+    };
+    let (engine, port) = start(config, 1, app);
+    let mut s = connect(port);
+    s.write_all(
+        b"GET /users/12 HTTP/1.1\r\nHost: a\r\nX-Request-Id: req-77\r\n\r\n\
+          GET /users/13 HTTP/1.1\r\nHost: a\r\n\r\n\
+          GET /health HTTP/1.1\r\nHost: a\r\n\r\n\
+          GET /missing HTTP/1.1\r\nHost: a\r\n\r\n",
+    )
+    .unwrap();
+    let answers = read_responses(&mut s, 4);
+    assert_eq!(
+        answers.iter().map(|a| a.0).collect::<Vec<_>>(),
+        [200, 200, 200, 404]
+    );
+    s.write_all(b"GET /stream HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut streamed = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !streamed.ends_with(b"0\r\n\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0);
+        streamed.extend_from_slice(&buf[..n]);
+    }
+    let mut bad = connect(port);
+    bad.write_all(b"NOT HTTP\r\n\r\n").unwrap();
+    let mut rest = String::new();
+    bad.read_to_string(&mut rest).unwrap();
+    assert!(rest.starts_with("HTTP/1.1 400 "), "{rest}");
+
+    // Reported when the last byte is written, which the client may see first.
+    let mut lines = String::new();
+    let mut reader = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fds[0]) };
+    while lines.lines().count() < 6 {
+        let n = reader.read(&mut buf).unwrap();
+        lines.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+    }
+    let lines: Vec<&str> = lines.lines().collect();
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    let find = |path: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(&format!("\"path\":\"{path}\"")))
+            .unwrap_or_else(|| panic!("no line for {path}: {lines:?}"))
+    };
+    let first = find("/users/12");
+    assert!(
+        first.contains("\"message\":\"request\",\"method\":\"GET\""),
+        "{first}"
+    );
+    assert!(first.contains("\"status\":200"), "{first}");
+    assert!(first.contains("\"remote_addr\":\"127.0.0.1\""), "{first}");
+    assert!(first.contains("\"http_version\":\"HTTP/1.1\""), "{first}");
+    assert!(first.contains("\"request_id\":\"req-77\""), "{first}");
+    assert!(first.contains("\"duration_ms\":"), "{first}");
+    assert!(!find("/users/13").contains("request_id"));
+    assert!(find("/health").contains("\"status\":200"));
+    assert!(find("/missing").contains("\"status\":404"));
+    assert!(find("/stream").contains("\"status\":201"));
+    assert!(find("-").contains("\"status\":400"));
+
+    let by_status: std::collections::HashMap<u16, u64> =
+        engine.responses_by_status().into_iter().collect();
+    assert_eq!(by_status.get(&200), Some(&3));
+    assert_eq!(by_status.get(&201), Some(&1));
+    assert_eq!(by_status.get(&404), Some(&1));
+    assert_eq!(by_status.get(&400), Some(&1));
+    let stats = engine.stats();
+    assert_eq!(stats.requests_in_flight, 0);
+    assert!(stats.bytes_written > 5 * 40, "{stats:?}");
+    let text = engine.metrics_text();
+    assert!(
+        text.contains("hyperion_request_duration_seconds_count{worker_id=\"0\",method=\"GET\",path=\"/users/:id\",status=\"2xx\"} 2\n"),
+        "{text}"
+    );
+    assert!(text.contains("path=\"/health\",status=\"2xx\"} 1\n"));
+    assert!(text.contains("path=\"/missing\",status=\"4xx\"} 1\n"));
+    assert!(text.contains("hyperion_dispatch_total{worker_id=\"0\",kind=\"static\"} 1\n"));
+    // The write end stays open: the engine's log thread may outlive this function briefly,
+    // and a closed descriptor number could be reused under it by another test.
 }

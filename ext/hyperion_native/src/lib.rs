@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyperion_engine::{
-    admin, log, AdminConfig, Direct, Engine, EngineConfig, Exchange, HeadBuilder, IoUring,
-    ListenSpec, Pop, ResponseError, ResponseMsg, WaitToken,
+    admin, log, metrics, AdminConfig, Direct, Engine, EngineConfig, Exchange, HeadBuilder, IoUring,
+    ListenSpec, Pop, ResponseError, ResponseMsg, StatsSnapshot, WaitToken,
 };
 use magnus::prelude::*;
 use magnus::value::Lazy;
@@ -163,6 +163,8 @@ impl RbEngine {
                     }
                 };
             }
+            config.log.access_log = opt::<bool>(ruby, opts, "access_log")?.unwrap_or(false);
+            config.metrics = Some(metrics::process());
             config.stop_notify_fd = opt::<i32>(ruby, opts, "stop_notify_fd")?;
             config.routes = routes::ROUTES.clone();
             if let Some(mode) = opt::<String>(ruby, opts, "io_uring")? {
@@ -320,17 +322,7 @@ impl RbEngine {
 
     fn stats(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
         guard(ruby, || {
-            let s = rb_self.engine.stats();
-            let h = ruby.hash_new();
-            h.aset(
-                ruby.to_symbol("connections_accepted"),
-                s.connections_accepted,
-            )?;
-            h.aset(ruby.to_symbol("connections_active"), s.connections_active)?;
-            h.aset(ruby.to_symbol("requests_total"), s.requests_total)?;
-            h.aset(ruby.to_symbol("parse_errors"), s.parse_errors)?;
-            h.aset(ruby.to_symbol("read_timeouts"), s.read_timeouts)?;
-            h.aset(ruby.to_symbol("rejected"), s.rejected)?;
+            let h = stats_hash(ruby, &rb_self.engine.stats(), rb_self.engine.metrics())?;
             h.aset(ruby.to_symbol("queue_length"), rb_self.engine.queue().len())?;
             let reasons = ruby.hash_new();
             for (reason, count) in rb_self.engine.rejections_by_reason() {
@@ -340,6 +332,104 @@ impl RbEngine {
             Ok(h)
         })
     }
+
+    /// The whole server's metrics (every worker) in the Prometheus text format.
+    fn metrics_text(&self) -> String {
+        self.engine.metrics_text()
+    }
+}
+
+/// The counters of a metrics slot as a Ruby Hash (what `Hyperion.stats` returns).
+fn stats_hash(ruby: &Ruby, s: &StatsSnapshot, m: &metrics::Metrics) -> Result<RHash, Error> {
+    let h = ruby.hash_new();
+    let counters = [
+        ("connections_accepted", s.connections_accepted),
+        ("connections_active", s.connections_active),
+        ("requests_total", s.requests_total),
+        ("requests_in_flight", s.requests_in_flight),
+        ("parse_errors", s.parse_errors),
+        ("app_errors", s.app_errors),
+        ("read_timeouts", s.read_timeouts),
+        ("rejected", s.rejected),
+        ("bytes_written", s.bytes_written),
+        ("dispatch_rack", s.dispatch_rack),
+        ("dispatch_static", s.dispatch_static),
+        ("dispatch_handler", s.dispatch_handler),
+        ("dispatch_page_cache", s.dispatch_page_cache),
+        ("dispatch_admin", s.dispatch_admin),
+        ("access_log_dropped", s.access_log_dropped),
+    ];
+    for (name, value) in counters {
+        h.aset(ruby.to_symbol(name), value)?;
+    }
+    let responses = ruby.hash_new();
+    for (status, count) in m.slot().responses_by_status() {
+        responses.aset(status, count)?;
+    }
+    h.aset(ruby.to_symbol("responses"), responses)?;
+    let reasons = ruby.hash_new();
+    for (reason, count) in m.reasons() {
+        reasons.aset(ruby.to_symbol(reason.as_str()), count)?;
+    }
+    h.aset(ruby.to_symbol("rejections"), reasons)?;
+    let custom = ruby.hash_new();
+    for (name, count) in m.customs() {
+        custom.aset(ruby.to_symbol(name.as_str()), count)?;
+    }
+    h.aset(ruby.to_symbol("custom"), custom)?;
+    h.aset(ruby.to_symbol("worker_id"), m.slot_index())?;
+    Ok(h)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process-wide metrics (Hyperion::Native.metrics_*)
+
+/// `Native.metrics_setup(slots)`: maps the shared region a cluster master's workers inherit.
+fn metrics_setup(ruby: &Ruby, slots: usize) -> Result<(), Error> {
+    guard(ruby, || {
+        metrics::init_process(slots)
+            .map_err(|e| runtime_error(ruby, format!("cannot map the metrics region: {e}")))
+    })
+}
+
+/// `Native.metrics_slot(index)`: this (forked worker) process writes slot `index`.
+fn metrics_slot(ruby: &Ruby, index: usize) -> Result<(), Error> {
+    guard(ruby, || {
+        metrics::set_process_slot(index);
+        Ok(())
+    })
+}
+
+/// `Native.metrics_text`: every worker's metrics in the Prometheus text format.
+fn metrics_text(ruby: &Ruby) -> Result<String, Error> {
+    guard(ruby, || Ok(metrics::render_prometheus()))
+}
+
+/// `Native.metrics_stats`: this process's counters as a Hash.
+fn metrics_stats(ruby: &Ruby) -> Result<RHash, Error> {
+    guard(ruby, || {
+        let m = metrics::process();
+        stats_hash(ruby, &StatsSnapshot::of_slot(m.slot()), &m)
+    })
+}
+
+/// `Native.metrics_counter_id(name)`: the id of a custom counter (registered cluster-wide on
+/// first use); nil when the table of names is full. Bad names raise ArgumentError.
+fn metrics_counter_id(ruby: &Ruby, name: String) -> Result<Option<usize>, Error> {
+    guard(ruby, || {
+        metrics::check_custom_name(&name).map_err(|e| Error::new(ruby.exception_arg_error(), e))?;
+        Ok(metrics::process()
+            .region()
+            .name_id(metrics::NameKind::Custom, &name))
+    })
+}
+
+/// `Native.metrics_add(id, by)`: adds to a custom counter of this process's slot.
+fn metrics_add(ruby: &Ruby, id: usize, by: u64) -> Result<(), Error> {
+    guard(ruby, || {
+        metrics::process().slot().add_named(id, by);
+        Ok(())
+    })
 }
 
 /// Adds a Rack headers Hash to `head`: String values, or Arrays of Strings (one line each);
@@ -584,6 +674,10 @@ impl RbExchange {
                     .encode_full(head, body.len() as u64, |buf| buf.extend_from_slice(body))
                     .map_err(|e| invalid(ruby, e))
             })?;
+            metrics::process()
+                .slot()
+                .app_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let sent = rb_self.send(ruby, msg)?;
             rb_self.release();
             Ok(sent)
@@ -861,6 +955,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     engine.define_method("admin_ports", method!(RbEngine::admin_ports, 0))?;
     engine.define_method("io_loop", method!(RbEngine::io_loop, 0))?;
     engine.define_method("stats", method!(RbEngine::stats, 0))?;
+    engine.define_method("metrics_text", method!(RbEngine::metrics_text, 0))?;
 
     let exchange = native.define_class("Exchange", ruby.class_object())?;
     exchange.define_method("build_env", method!(RbExchange::build_env, 1))?;
@@ -892,6 +987,12 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
         function!(routes::add_page_cache_file, 4),
     )?;
     native.define_singleton_method("observe_routes", function!(routes::observe_routes, 1))?;
+    native.define_singleton_method("metrics_setup", function!(metrics_setup, 1))?;
+    native.define_singleton_method("metrics_slot", function!(metrics_slot, 1))?;
+    native.define_singleton_method("metrics_text", function!(metrics_text, 0))?;
+    native.define_singleton_method("metrics_stats", function!(metrics_stats, 0))?;
+    native.define_singleton_method("metrics_counter_id", function!(metrics_counter_id, 1))?;
+    native.define_singleton_method("metrics_add", function!(metrics_add, 2))?;
     Ok(())
 }
 

@@ -31,6 +31,7 @@ use crate::dispatch::{
     Dispatched, Request, COALESCE_LIMIT, CONTINUE, LINGER_BYTES, LINGER_TIME, STATIC_COPY_LIMIT,
 };
 use crate::exchange::{ListenerInfo, Peer};
+use crate::observe::Current;
 use crate::response::{Hijacked, ResponseMsg, WrittenNotice};
 use crate::routes::StaticResponse;
 
@@ -148,6 +149,8 @@ pub(super) struct Conn {
     /// `op`'s deadline passed and it is being cancelled.
     expired: bool,
     ending: Option<End>,
+    /// The request being answered, reported to metrics and the access log when it ends.
+    current: Option<Current>,
 }
 
 impl Conn {
@@ -169,6 +172,7 @@ impl Conn {
             deadline: None,
             expired: false,
             ending: None,
+            current: None,
         }
     }
 
@@ -237,6 +241,9 @@ impl Conn {
                     return self.end(io, slot, End::Close);
                 }
                 let n = res as usize;
+                if let Some(current) = &mut self.current {
+                    current.bytes += n as u64;
+                }
                 if self.sent < self.out.len() {
                     self.sent += n;
                 } else if let Some((_, sent)) = &mut self.tail {
@@ -315,8 +322,22 @@ impl Conn {
         }
     }
 
+    /// Reports the current request's end (once).
+    fn finish_request(&mut self, io: &Io) {
+        if let Some(current) = self.current.take() {
+            current.complete(&io.shared, self.peer);
+        }
+    }
+
+    fn set_status(&mut self, status: u16) {
+        if let Some(current) = &mut self.current {
+            current.status = status;
+        }
+    }
+
     /// Ends the connection once nothing is in flight any more.
     fn end(&mut self, io: &mut Io, slot: u32, end: End) -> Next {
+        self.finish_request(io);
         self.ending = Some(end);
         self.reading = false;
         self.deadline = None;
@@ -347,7 +368,7 @@ impl Conn {
             return self.end(io, slot, End::Close);
         }
         let out = timeout_response(&io.shared, self.peer);
-        self.linger_after(out);
+        self.linger_after(io, out, 408);
         self.advance(io, slot, waker)
     }
 
@@ -427,8 +448,9 @@ impl Conn {
                         return Step::Read(started + config.request_read_timeout);
                     }
                     Err(e) => {
+                        let status = e.status();
                         let out = parse_error_response(&io.shared, self.peer, e);
-                        self.linger_after(out);
+                        self.linger_after(io, out, status);
                     }
                 }
                 Step::Again
@@ -439,7 +461,8 @@ impl Conn {
                         let take = (*remaining).min(self.buf.len() as u64) as usize;
                         if take > 0 {
                             if let Err(e) = read.body.extend(&self.buf[..take]) {
-                                self.linger_after(internal_error_response(&io.shared, e));
+                                let out = internal_error_response(&io.shared, e);
+                                self.linger_after(io, out, 500);
                                 return Step::Again;
                             }
                             self.buf.advance(take);
@@ -451,13 +474,15 @@ impl Conn {
                         match decoder.decode(&self.buf, &mut read.body.mem) {
                             Ok(consumed) => self.buf.advance(consumed),
                             Err(e) => {
+                                let status = e.status();
                                 let out = parse_error_response(&io.shared, self.peer, e);
-                                self.linger_after(out);
+                                self.linger_after(io, out, status);
                                 return Step::Again;
                             }
                         }
                         if let Err(e) = read.body.settle() {
-                            self.linger_after(internal_error_response(&io.shared, e));
+                            let out = internal_error_response(&io.shared, e);
+                            self.linger_after(io, out, 500);
                             return Step::Again;
                         }
                         decoder.is_done()
@@ -489,12 +514,16 @@ impl Conn {
                             trailers,
                         },
                     ),
-                    Err(e) => self.linger_after(internal_error_response(&io.shared, e)),
+                    Err(e) => {
+                        let out = internal_error_response(&io.shared, e);
+                        self.linger_after(io, out, 500);
+                    }
                 }
                 Step::Again
             }
             State::Awaiting(rx) => self.gather(rx, waker),
             State::Sending(after) => {
+                self.finish_request(io);
                 if let Some(notice) = self.notice.take() {
                     notice.done(true);
                 }
@@ -543,6 +572,8 @@ impl Conn {
                 let until = match until {
                     Some(until) => until,
                     None => {
+                        // The error answer is written.
+                        self.finish_request(io);
                         // SAFETY: shutdown on a descriptor this connection owns.
                         if unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_WR) } != 0 {
                             return Step::End(End::Close);
@@ -565,6 +596,7 @@ impl Conn {
     /// A complete head: answer `100 Continue` when asked and read the body.
     fn begin_body(&mut self, io: &mut Io, head: RequestHead, head_len: usize) {
         let head_bytes = self.buf.split_to(head_len).freeze();
+        self.current = Some(Current::parsed(&io.shared, &head, &head_bytes, io.now));
         let config = &io.shared.config;
         let expect_continue = head.expect_continue && head.version == Version::Http11;
         let mut body = BodyBuffer::new(config.max_in_memory_body_bytes);
@@ -612,6 +644,7 @@ impl Conn {
                 version,
                 keep,
             } => {
+                self.set_status(response.status());
                 if head_only || response.body_len() <= STATIC_COPY_LIMIT {
                     response.write_to(&mut self.out, head_only, version, !keep);
                 } else {
@@ -621,7 +654,12 @@ impl Conn {
                 State::Sending(if keep { After::KeepAlive } else { After::Close })
             }
             Dispatched::Queued(rx) => State::Awaiting(rx),
-            Dispatched::Answered { bytes, keep } => {
+            Dispatched::Answered {
+                bytes,
+                keep,
+                status,
+            } => {
+                self.set_status(status);
                 self.out.extend_from_slice(&bytes);
                 State::Sending(if keep { After::KeepAlive } else { After::Close })
             }
@@ -633,10 +671,11 @@ impl Conn {
         let mut cx = Context::from_waker(waker);
         let mut end = BatchEnd::More;
         let mut closed = false;
+        let mut status = 0;
         loop {
             match rx.poll_recv(&mut cx) {
                 Poll::Ready(Some(msg)) => {
-                    end = append(msg, &mut self.out);
+                    end = append(msg, &mut self.out, &mut status);
                     if !matches!(end, BatchEnd::More) || self.out.len() >= COALESCE_LIMIT {
                         break;
                     }
@@ -647,6 +686,9 @@ impl Conn {
                 }
                 Poll::Pending => break,
             }
+        }
+        if status != 0 {
+            self.set_status(status);
         }
         self.state = match end {
             BatchEnd::More => {
@@ -687,8 +729,12 @@ impl Conn {
         Step::Again
     }
 
-    /// Writes an error answer, then lingers and closes.
-    fn linger_after(&mut self, answer: Vec<u8>) {
+    /// Writes an error answer (reported with `status`), then lingers and closes.
+    fn linger_after(&mut self, io: &Io, answer: Vec<u8>, status: u16) {
+        if self.current.is_none() {
+            self.current = Some(Current::unparsed(&io.shared, io.now));
+        }
+        self.set_status(status);
         self.out.extend_from_slice(&answer);
         self.tail = None;
         self.state = State::Linger {

@@ -36,7 +36,6 @@ use crate::engine::Shared;
 use crate::exchange::{ListenerInfo, Peer};
 use crate::listener::{BoundListener, Listening};
 use crate::response::Hijacked;
-use crate::stats::bump;
 
 const SQ_ENTRIES: u32 = 1024;
 const CQ_ENTRIES: u32 = 8192;
@@ -539,11 +538,7 @@ impl Loop {
 
     fn add_conn(&mut self, fd: OwnedFd, listener: usize) {
         let shared = &self.io.shared;
-        bump(&shared.stats.connections_accepted);
-        shared
-            .stats
-            .connections_active
-            .fetch_add(1, Ordering::AcqRel);
+        shared.stats.connection_opened();
         let listener = &self.listeners[listener];
         let peer = if listener.tcp {
             let sock = socket2::SockRef::from(&fd);
@@ -607,11 +602,7 @@ impl Loop {
         };
         let conn = self.slots[slot as usize].conn.take().expect("live slot");
         self.free.push(slot);
-        let shared = &self.io.shared;
-        shared
-            .stats
-            .connections_active
-            .fetch_sub(1, Ordering::AcqRel);
+        self.io.shared.stats.connection_closed();
         match hijack {
             // Dropping the connection closes the socket.
             None => drop(conn),
@@ -752,10 +743,10 @@ impl Loop {
                 }
             }
         }
-        let active = &self.io.shared.stats.connections_active;
+        let stats = &self.io.shared.stats;
         for s in &mut self.slots {
             if let Some(conn) = s.conn.take() {
-                active.fetch_sub(1, Ordering::AcqRel);
+                stats.connection_closed();
                 if self.io.in_flight > 0 {
                     // The kernel may still write into its buffers: leak them rather than
                     // free them under it.
