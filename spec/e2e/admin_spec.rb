@@ -56,7 +56,7 @@ RSpec.describe 'Admin endpoints (/-/metrics, /-/quit)' do
     expect(response['content-type']).to eq('text/plain; version=0.0.4')
     expect(response['cache-control']).to eq('no-store')
     expect(response.body).to include("# TYPE hyperion_requests_total counter\n")
-    expect(response.body).to match(/^hyperion_connections_active [1-9]\d*$/)
+    expect(response.body).to match(/^hyperion_requests_in_flight\{worker_id="0"\} [1-9]\d*$/)
 
     File.write(release, '')
     expect(slow.value.body).to eq('released')
