@@ -73,8 +73,11 @@ pub struct EngineConfig {
     pub routes: std::sync::Arc<RouteTable>,
     /// Where and how the engine's own log lines (rejected requests) are written.
     pub log: LogConfig,
-    /// The connection loop: tokio (epoll) or io_uring (Linux only).
+    /// The connection loop: tokio (epoll) or io_uring (Linux only). With `tls` set, `Auto`
+    /// runs the tokio loop and `On` does not start.
     pub io_uring: IoUring,
+    /// When set, every listener speaks TLS.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for EngineConfig {
@@ -92,6 +95,7 @@ impl Default for EngineConfig {
             log: LogConfig::default(),
             routes: Default::default(),
             io_uring: IoUring::Off,
+            tls: None,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod queue;
 pub mod response;
 pub mod routes;
 pub mod stats;
+pub mod tls;
 #[cfg(target_os = "linux")]
 mod uring;
 
@@ -29,3 +30,4 @@ pub use response::{
     WrittenNotice,
 };
 pub use stats::StatsSnapshot;
+pub use tls::{TicketGeneration, TlsConfig, TlsError};

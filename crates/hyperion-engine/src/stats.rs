@@ -17,6 +17,12 @@ pub struct Stats {
     pub dispatch_static: AtomicU64,
     pub dispatch_handler: AtomicU64,
     pub dispatch_page_cache: AtomicU64,
+    /// TLS handshakes completed, failed (bad or closed by the client), timed out, and
+    /// refused by the handshake rate limit.
+    pub tls_handshakes: AtomicU64,
+    pub tls_handshake_failures: AtomicU64,
+    pub tls_handshake_timeouts: AtomicU64,
+    pub tls_handshakes_rate_limited: AtomicU64,
     /// Every rejected request (parse errors, timeouts, 503s) by reason. Rare, so a lock is
     /// fine.
     pub by_reason: Mutex<BTreeMap<&'static str, u64>>,
@@ -34,6 +40,10 @@ pub struct StatsSnapshot {
     pub dispatch_static: u64,
     pub dispatch_handler: u64,
     pub dispatch_page_cache: u64,
+    pub tls_handshakes: u64,
+    pub tls_handshake_failures: u64,
+    pub tls_handshake_timeouts: u64,
+    pub tls_handshakes_rate_limited: u64,
 }
 
 impl Stats {
@@ -60,6 +70,10 @@ impl Stats {
             dispatch_static: get(&self.dispatch_static),
             dispatch_handler: get(&self.dispatch_handler),
             dispatch_page_cache: get(&self.dispatch_page_cache),
+            tls_handshakes: get(&self.tls_handshakes),
+            tls_handshake_failures: get(&self.tls_handshake_failures),
+            tls_handshake_timeouts: get(&self.tls_handshake_timeouts),
+            tls_handshakes_rate_limited: get(&self.tls_handshakes_rate_limited),
         }
     }
 }

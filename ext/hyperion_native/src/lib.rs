@@ -6,6 +6,7 @@
 mod env;
 mod gvl;
 mod routes;
+mod tls;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -137,6 +138,7 @@ impl RbEngine {
             if let Some(n) = opt::<usize>(ruby, opts, "max_header_bytes")? {
                 config.limits.max_head_bytes = n;
             }
+            config.tls = tls::config(ruby, opts)?;
             let listeners: RArray = opt(ruby, opts, "listeners")?
                 .ok_or_else(|| Error::new(ruby.exception_arg_error(), "listeners: is required"))?;
             let mut specs = Vec::with_capacity(listeners.len());
@@ -163,6 +165,9 @@ impl RbEngine {
                 });
             }
             let engine = Engine::start(config, &specs).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    return tls::tls_error(ruby, e.to_string());
+                }
                 if e.kind() == std::io::ErrorKind::Unsupported {
                     return Error::new(ruby.get_inner(&BIND_ERROR), e.to_string());
                 }
@@ -267,6 +272,15 @@ impl RbEngine {
         (name.to_string(), reason)
     }
 
+    /// Reads the TLS certificate and key again for new handshakes; raises TlsError (and keeps
+    /// the pair in use) when they are unusable.
+    fn reload_tls(ruby: &Ruby, rb_self: &Self) -> Result<(), Error> {
+        rb_self
+            .engine
+            .reload_tls()
+            .map_err(|e| tls::tls_error(ruby, e.to_string()))
+    }
+
     fn stats(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
         guard(ruby, || {
             let s = rb_self.engine.stats();
@@ -281,6 +295,19 @@ impl RbEngine {
             h.aset(ruby.to_symbol("read_timeouts"), s.read_timeouts)?;
             h.aset(ruby.to_symbol("rejected"), s.rejected)?;
             h.aset(ruby.to_symbol("queue_length"), rb_self.engine.queue().len())?;
+            h.aset(ruby.to_symbol("tls_handshakes"), s.tls_handshakes)?;
+            h.aset(
+                ruby.to_symbol("tls_handshake_failures"),
+                s.tls_handshake_failures,
+            )?;
+            h.aset(
+                ruby.to_symbol("tls_handshake_timeouts"),
+                s.tls_handshake_timeouts,
+            )?;
+            h.aset(
+                ruby.to_symbol("tls_handshakes_rate_limited"),
+                s.tls_handshakes_rate_limited,
+            )?;
             let reasons = ruby.hash_new();
             for (reason, count) in rb_self.engine.rejections_by_reason() {
                 reasons.aset(ruby.to_symbol(reason), count)?;
@@ -808,6 +835,8 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     engine.define_method("ports", method!(RbEngine::ports, 0))?;
     engine.define_method("io_loop", method!(RbEngine::io_loop, 0))?;
     engine.define_method("stats", method!(RbEngine::stats, 0))?;
+    engine.define_method("reload_tls", method!(RbEngine::reload_tls, 0))?;
+    tls::init(ruby, native)?;
 
     let exchange = native.define_class("Exchange", ruby.class_object())?;
     exchange.define_method("build_env", method!(RbExchange::build_env, 1))?;
