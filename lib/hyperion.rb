@@ -9,6 +9,7 @@ require 'hyperion/routes'
 require 'hyperion/page_cache'
 require 'hyperion/rack_adapter'
 require 'hyperion/server'
+require 'hyperion/tls'
 
 # Hyperion: a Rack 3 application server with a native core.
 #
@@ -26,4 +27,7 @@ module Hyperion
 
   # A bug inside the native extension, surfaced as an exception instead of ending the process.
   InternalError = Native::InternalError
+
+  # A TLS certificate or key that cannot be used (unreadable, not PEM, not a matching pair).
+  TlsError = Native::TlsError
 end

@@ -103,6 +103,8 @@ module Hyperion
         return 1
       end
       log_boot
+      # Before any fork: every worker gets the same ticket secret and shares the generation.
+      @tls_tickets = TLS::Tickets.new if @config.tls?
       install_traps
       @hooks.run(:before_fork)
       @lifeline, @lifeline_writer = IO.pipe
@@ -203,8 +205,7 @@ module Hyperion
         when 'TTOU' then remove_worker
         when 'HUP'
           @logger.info('HUP received: logs go to stdout and stderr, there are no log files to reopen')
-        when 'USR2'
-          @logger.info('USR2 received: it is reserved for TLS key rotation; nothing done')
+        when 'USR2' then rotate_tls
         end
       end
     end
@@ -232,6 +233,24 @@ module Hyperion
 
       @logger.info("USR1 received: restarting #{n_workers(@count)} one at a time")
       @restart_queue = (0...@count).to_a
+    end
+
+    # A new session-ticket key for the whole cluster (the generation is shared memory, so every
+    # worker, and one forked from now on, uses it at once), then every worker reloads the
+    # certificate files.
+    def rotate_tls
+      unless @tls_tickets
+        @logger.info('USR2 received: TLS is not configured; nothing done')
+        return
+      end
+      generation = @tls_tickets.rotate
+      @logger.info("USR2 received: session-ticket key generation #{generation}; " \
+                   "#{n_workers(@workers.size)} reloading the certificate")
+      @workers.each do |worker|
+        Process.kill('USR2', worker.pid)
+      rescue Errno::ESRCH
+        nil
+      end
     end
 
     def add_worker
@@ -385,7 +404,8 @@ module Hyperion
       status_reader, status_writer = IO.pipe
       pid = fork do
         worker = Worker.new(index: index, config: @config, logger: @logger, socket: socket, status: status_writer,
-                            lifeline: @lifeline, app: @app, launcher: @launcher, early_signals: @signals)
+                            lifeline: @lifeline, app: @app, launcher: @launcher, early_signals: @signals,
+                            tls_tickets: @tls_tickets)
         status = worker.run do
           status_reader.close
           close_master_ios(keep: [socket])

@@ -186,7 +186,11 @@ module Hyperion
     setting :worker_max_rss_mb, nil, integer_type(min: 1), 'Cluster mode: a worker whose resident memory exceeds this many MiB is replaced gracefully. Unset: no limit.', arg: 'MB', example: 1024
     setting :worker_check_interval, 5, seconds_type(min: 0, exclusive: true), 'Cluster mode: seconds between checks of the workers\' memory.', arg: 'SECONDS'
     setting :worker_boot_timeout, 60, seconds_type(min: 0, exclusive: true), 'Cluster mode: seconds a new worker has to load the application and run its boot hooks; slower ones are killed and replaced.', arg: 'SECONDS'
-    setting :io_uring, :off, symbol_type(%i[off auto on]), 'Connection loop: `off` (epoll), `auto` (io_uring when the kernel supports it, else epoll) or `on` (io_uring, or refuse to start). Linux only; the boot log says which loop runs and why. Cluster workers (`workers` other than 1) use epoll for now: `auto` falls back, `on` refuses to start.', arg: 'MODE'
+    setting :io_uring, :off, symbol_type(%i[off auto on]), 'Connection loop: `off` (epoll), `auto` (io_uring when the kernel supports it, else epoll) or `on` (io_uring, or refuse to start). Linux only; the boot log says which loop runs and why. Cluster workers (`workers` other than 1) and TLS use epoll for now: `auto` falls back, `on` refuses to start.', arg: 'MODE'
+    setting :tls_cert_path, nil, string_type, 'PEM certificate chain (the server certificate first, then intermediates). With `tls_key_path`, every listener speaks TLS 1.2 and 1.3 (docs/TLS.md); USR2 reloads it.', flag: '--tls-cert PATH', arg: 'PATH', example: 'config/cert.pem'
+    setting :tls_key_path, nil, string_type, 'PEM private key of `tls_cert_path`, unencrypted: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).', flag: '--tls-key PATH', arg: 'PATH', example: 'config/key.pem'
+    setting :tls_handshake_timeout, 10, seconds_type(min: 0, exclusive: true), 'Seconds a TLS handshake may take before the connection is closed.', arg: 'SECONDS'
+    setting :tls_handshake_rate_limit, nil, integer_type(min: 1), 'TLS handshakes started per second, per process (per worker in cluster mode); connections over it are closed before the handshake and counted. Unset: unlimited.', arg: 'N', example: 500
 
     @settings.freeze
 
@@ -293,6 +297,14 @@ module Hyperion
 
     # Combinations each value allows alone but this platform cannot run.
     def self.check_supported!(values, sources)
+      if values[:tls_cert_path].nil? != values[:tls_key_path].nil?
+        given, missing = values[:tls_cert_path] ? %i[tls_cert_path tls_key_path] : %i[tls_key_path tls_cert_path]
+        raise ConfigError, "#{given} (from #{sources[given]}) needs #{missing} too"
+      end
+      if values[:io_uring] == :on && values[:tls_cert_path]
+        raise ConfigError, "io_uring on (from #{sources[:io_uring]}) cannot serve TLS: the io_uring loop serves " \
+                           'plain TCP only; use io_uring auto or off'
+      end
       if values[:io_uring] == :on && values[:workers] != 1
         raise ConfigError, "io_uring on (from #{sources[:io_uring]}) is not available in cluster mode yet: " \
                            'workers run the epoll loop; use io_uring auto or off'
@@ -372,6 +384,11 @@ module Hyperion
 
     def to_h
       @values.dup
+    end
+
+    # Whether the listeners speak TLS.
+    def tls?
+      !tls_cert_path.nil?
     end
 
     # Where a setting's value came from: :cli, :env, :file or :default.

@@ -17,6 +17,7 @@ module Hyperion
 
     def run
       ENV['RACK_ENV'] = @config.environment
+      TLS.check!(@config)
       if @config.workers != 1
         require 'hyperion/cluster'
         return Cluster.new(@config, logger: @logger, launcher: self).run
@@ -66,6 +67,7 @@ module Hyperion
       app = load_app
       server = Server.new(app, config: @config, logger: @logger)
       install_traps(server)
+      install_tls_trap(server) if @config.tls?
       begin
         server.start
       rescue BindError => e
@@ -118,6 +120,17 @@ module Hyperion
           @logger.info("#{signal} received: graceful stop (up to #{@config.graceful_timeout}s)")
           server.stop
         end
+      end
+    end
+
+    # USR2: a new session-ticket key (tickets of the previous one still resume once) and the
+    # certificate files read again.
+    def install_tls_trap(server)
+      tickets = server.tls_tickets
+      Signal.trap('USR2') do
+        generation = tickets.rotate
+        @logger.info("USR2 received: session-ticket key generation #{generation}, reloading the certificate")
+        server.reload_tls
       end
     end
 

@@ -9,15 +9,18 @@ module Hyperion
   class Server
     extend Routes
 
-    attr_reader :config, :app
+    attr_reader :config, :app, :tls_tickets
 
     # `listeners`: engine listener entries to use instead of config.listener, e.g.
-    # [["fd", socket.fileno]] for a socket a cluster worker inherited.
-    def initialize(app, config:, logger:, listeners: nil)
+    # [["fd", socket.fileno]] for a socket a cluster worker inherited. `tls_tickets`: the
+    # TLS::Tickets shared with the other processes of a cluster (with TLS on, one of its own
+    # when nil).
+    def initialize(app, config:, logger:, listeners: nil, tls_tickets: nil)
       @app = app
       @config = config
       @logger = logger
       @listeners = listeners
+      @tls_tickets = tls_tickets || (config.tls? ? TLS::Tickets.new : nil)
       @engine = nil
       @threads = []
     end
@@ -28,7 +31,7 @@ module Hyperion
       # inside the extension) is what lets signal traps run on the main thread.
       @stopped_reader, @stopped_writer = IO.pipe
       @engine = Native::Engine.start(engine_options)
-      @adapter = RackAdapter.new(@app, env_template: env_template, logger: @logger)
+      @adapter = RackAdapter.new(@app, env_template: env_template, logger: @logger, hijack: !@config.tls?)
       @threads = Array.new(@config.threads) { |i| spawn_thread(i) }
       self
     end
@@ -48,6 +51,20 @@ module Hyperion
     # [name, reason]: the connection loop the engine runs ("epoll" or "io_uring") and why.
     def io_loop
       @engine&.io_loop
+    end
+
+    # Reads the TLS certificate and key files again; new handshakes use them. When they are
+    # unusable the pair in use stays and an error is logged. Returns whether it reloaded.
+    # Safe inside a signal trap.
+    def reload_tls
+      return false unless @engine && @config.tls?
+
+      @engine.reload_tls
+      @logger.info("TLS certificate reloaded from #{@config.tls_cert_path}")
+      true
+    rescue TlsError => e
+      @logger.error("TLS certificate not reloaded, keeping the current one: #{e.message}")
+      false
     end
 
     # Begins a graceful stop: no new connections, in-flight requests finish within
@@ -94,7 +111,21 @@ module Hyperion
         stop_notify_fd: @stopped_writer.fileno,
         # Cluster workers share their listening sockets with the master and with each other;
         # the io_uring loop does not handle shared sockets yet (docs/ARCHITECTURE.md).
-        io_uring: @listeners ? 'off' : @config.io_uring.to_s
+        io_uring: @listeners ? 'off' : @config.io_uring.to_s,
+        **tls_options
+      }
+    end
+
+    def tls_options
+      return {} unless @config.tls?
+
+      {
+        tls_cert: @config.tls_cert_path,
+        tls_key: @config.tls_key_path,
+        tls_handshake_timeout: @config.tls_handshake_timeout.to_f,
+        tls_handshake_rate_limit: @config.tls_handshake_rate_limit,
+        tls_ticket_secret: @tls_tickets.secret,
+        tls_ticket_generation: @tls_tickets.generation
       }
     end
 
@@ -107,7 +138,9 @@ module Hyperion
         'rack.multithread' => @config.threads > 1,
         'rack.multiprocess' => @config.workers != 1,
         'rack.run_once' => false,
-        'rack.hijack?' => true
+        # A TLS connection's bytes pass through the engine's encryption: the socket cannot be
+        # handed over.
+        'rack.hijack?' => !@config.tls?
       }.freeze
     end
 

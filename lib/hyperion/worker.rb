@@ -17,7 +17,8 @@ module Hyperion
 
     # `early_signals`: the master's signal queue as this process inherited it, holding what
     # arrived between fork and #run installing the worker's own traps.
-    def initialize(index:, config:, logger:, socket:, status:, lifeline:, app:, launcher:, early_signals: [])
+    def initialize(index:, config:, logger:, socket:, status:, lifeline:, app:, launcher:, early_signals: [],
+                   tls_tickets: nil)
       @index = index
       @config = config
       @logger = logger
@@ -27,6 +28,7 @@ module Hyperion
       @app = app
       @launcher = launcher
       @early_signals = early_signals
+      @tls_tickets = tls_tickets
       @hooks = Hooks.new(config.hooks, logger)
       @server = nil
       @stopping = false
@@ -52,7 +54,8 @@ module Hyperion
     private
 
     def serve(app)
-      @server = Server.new(app, config: @config, logger: @logger, listeners: [['fd', @socket.fileno]])
+      @server = Server.new(app, config: @config, logger: @logger, listeners: [['fd', @socket.fileno]],
+                           tls_tickets: @tls_tickets)
       @server.start
       # The engine accepts on its own duplicate; the master keeps the socket itself.
       @socket.close
@@ -66,7 +69,10 @@ module Hyperion
       STOP_SIGNALS.each do |signal|
         Signal.trap(signal) { stop("#{signal} received") }
       end
-      MASTER_SIGNALS.each do |signal|
+      # The master relays USR2 (after making a new ticket key current) so the certificate is read
+      # again. A worker not serving yet reads the files when its engine starts.
+      Signal.trap('USR2') { @server&.reload_tls } if @config.tls?
+      (MASTER_SIGNALS - (@config.tls? ? ['USR2'] : [])).each do |signal|
         Signal.trap(signal) do
           @logger.info("worker #{@index} ignores #{signal}; cluster signals go to the master (pid #{Process.ppid})")
         end
