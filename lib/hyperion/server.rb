@@ -21,6 +21,7 @@ module Hyperion
       @logger = logger
       @listeners = listeners
       @tls_tickets = tls_tickets || (config.tls? ? TLS::Tickets.new : nil)
+      @reload_pending = false
       @engine = nil
       @threads = []
     end
@@ -31,6 +32,8 @@ module Hyperion
       # inside the extension) is what lets signal traps run on the main thread.
       @stopped_reader, @stopped_writer = IO.pipe
       @engine = Native::Engine.start(engine_options)
+      # A reload asked for while the engine was starting may have come after it read the files.
+      reload_tls if @reload_pending
       @adapter = RackAdapter.new(@app, env_template: env_template, logger: @logger, hijack: !@config.tls?)
       @threads = Array.new(@config.threads) { |i| spawn_thread(i) }
       self
@@ -57,7 +60,10 @@ module Hyperion
     # unusable the pair in use stays and an error is logged. Returns whether it reloaded.
     # Safe inside a signal trap.
     def reload_tls
-      return false unless @engine && @config.tls?
+      return false unless @config.tls?
+
+      @reload_pending = @engine.nil?
+      return false if @reload_pending
 
       @engine.reload_tls
       @logger.info("TLS certificate reloaded from #{@config.tls_cert_path}")
