@@ -17,8 +17,24 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, HandshakeKind, RootCertStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// A directory holding the test PKI, removed when dropped.
+struct Certs(PathBuf);
+
+impl std::ops::Deref for Certs {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Certs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A fresh directory with the test PKI.
-fn certs() -> PathBuf {
+fn certs() -> Certs {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "hyperion-tls-test-{}-{}",
@@ -33,7 +49,7 @@ fn certs() -> PathBuf {
         .status()
         .expect("run make_test_certs.sh (needs openssl)");
     assert!(status.success(), "make_test_certs.sh failed");
-    dir
+    Certs(dir)
 }
 
 fn tls_config(dir: &Path, cert: &str, key: &str) -> TlsConfig {
