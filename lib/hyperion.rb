@@ -11,6 +11,7 @@ require 'hyperion/log_file'
 require 'hyperion/page_cache'
 require 'hyperion/rack_adapter'
 require 'hyperion/server'
+require 'hyperion/tls'
 
 # Hyperion: a Rack 3 application server with a native core.
 #
@@ -28,4 +29,7 @@ module Hyperion
 
   # A bug inside the native extension, surfaced as an exception instead of ending the process.
   InternalError = Native::InternalError
+
+  # A TLS certificate or key that cannot be used (unreadable, not PEM, not a matching pair).
+  TlsError = Native::TlsError
 end

@@ -38,8 +38,10 @@ RSpec.describe Hyperion::CLI do
                    '--max-pending', '8', '--max-in-memory-body-bytes', '64',
                    '--preload-static', 'public', '--preload-static', 'assets', '--no-preload-app',
                    '--worker-model', 'share', '--worker-max-rss-mb', '256', '--worker-check-interval', '2',
-                   '--worker-boot-timeout', '20', '--io-uring', 'on', '--admin-token-file', 'token',
-                   '--admin-listener-port', '9293', '--admin-listener-host', '::1', 'app.ru').parse
+                   '--worker-boot-timeout', '20', '--io-uring', 'auto', '--admin-token-file', 'token',
+                   '--admin-listener-port', '9293', '--admin-listener-host', '::1',
+                   '--tls-cert', 'c.pem', '--tls-key', 'k.pem',
+                   '--tls-handshake-timeout', '3', '--tls-handshake-rate-limit', '50', 'app.ru').parse
       expect(config.to_h).to eq(
         bind: '0.0.0.0', port: 3000, threads: 0, workers: 1, environment: 'production', rackup: 'app.ru',
         idle_keepalive: 2.5, graceful_timeout: 10, log_level: :debug, log_format: :text, log_requests: false,
@@ -48,8 +50,9 @@ RSpec.describe Hyperion::CLI do
         max_in_memory_body_bytes: 64,
         preload_static: [{ dir: 'public', immutable: true }, { dir: 'assets', immutable: true }],
         preload_app: false, worker_model: :share, worker_max_rss_mb: 256, worker_check_interval: 2,
-        worker_boot_timeout: 20, io_uring: :on, admin_token: 'cli-admin-token-0123456789',
-        admin_token_file: 'token', admin_listener_port: 9293, admin_listener_host: '::1'
+        worker_boot_timeout: 20, io_uring: :auto, admin_token: 'cli-admin-token-0123456789',
+        admin_token_file: 'token', admin_listener_port: 9293, admin_listener_host: '::1',
+        tls_cert_path: 'c.pem', tls_key_path: 'k.pem', tls_handshake_timeout: 3, tls_handshake_rate_limit: 50
       )
       expect(config.to_h.keys.map { |name| config.source(name) }.uniq).to eq([:cli])
     end

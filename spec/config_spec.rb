@@ -41,8 +41,10 @@ RSpec.describe Hyperion::Config do
         preload_app: true,
         worker_model: RUBY_PLATFORM.include?('linux') ? :reuseport : :share, worker_max_rss_mb: nil,
         worker_check_interval: 5, worker_boot_timeout: 60, io_uring: :off,
-        admin_token: nil, admin_token_file: nil, admin_listener_port: nil, admin_listener_host: '127.0.0.1'
+        admin_token: nil, admin_token_file: nil, admin_listener_port: nil, admin_listener_host: '127.0.0.1',
+        tls_cert_path: nil, tls_key_path: nil, tls_handshake_timeout: 10, tls_handshake_rate_limit: nil
       )
+      expect(config.tls?).to be(false)
     end
 
     it 'is frozen, reports every value as :default and has no file or hooks' do
@@ -51,6 +53,34 @@ RSpec.describe Hyperion::Config do
       expect(config.config_file).to be_nil
       expect(config.hooks).to eq({})
       expect(config.listener).to eq([:tcp, '127.0.0.1', 9292])
+    end
+  end
+
+  describe 'TLS settings' do
+    it 'turns TLS on with a certificate and a key' do
+      config = described_class.resolve(cli: { tls_cert_path: 'c.pem', tls_key_path: 'k.pem' }, env: {})
+      expect(config.tls?).to be(true)
+      expect([config.tls_cert_path, config.tls_key_path]).to eq(%w[c.pem k.pem])
+    end
+
+    it 'refuses a certificate without a key and a key without a certificate' do
+      expect { described_class.resolve(cli: { tls_cert_path: 'c.pem' }, env: {}) }
+        .to raise_error(Hyperion::ConfigError, 'tls_cert_path (from cli) needs tls_key_path too')
+      expect { described_class.resolve(cli: {}, env: { 'HYPERION_TLS_KEY_PATH' => 'k.pem' }) }
+        .to raise_error(Hyperion::ConfigError, 'tls_key_path (from env) needs tls_cert_path too')
+    end
+
+    it 'refuses io_uring on with TLS' do
+      expect do
+        described_class.resolve(cli: { tls_cert_path: 'c.pem', tls_key_path: 'k.pem', io_uring: 'on' }, env: {})
+      end.to raise_error(Hyperion::ConfigError, /io_uring on \(from cli\) cannot serve TLS/)
+    end
+
+    it 'takes a positive handshake rate limit and timeout' do
+      expect { described_class.resolve(cli: { tls_handshake_rate_limit: '0' }, env: {}) }
+        .to raise_error(Hyperion::ConfigError, /tls_handshake_rate_limit/)
+      expect { described_class.resolve(cli: { tls_handshake_timeout: '0' }, env: {}) }
+        .to raise_error(Hyperion::ConfigError, /tls_handshake_timeout/)
     end
   end
 
@@ -377,6 +407,10 @@ RSpec.describe Hyperion::Config do
         admin_token 'dsl-admin-token-0123456789'
         admin_listener_port 9293
         admin_listener_host 'localhost'
+        tls_cert_path 'config/cert.pem'
+        tls_key_path 'config/key.pem'
+        tls_handshake_timeout 4
+        tls_handshake_rate_limit 100
       RUBY
       expect(resolve.to_h).to eq(
         bind: '0.0.0.0', port: 3001, threads: 10, workers: 1, environment: 'production', rackup: 'app.ru',
@@ -387,7 +421,9 @@ RSpec.describe Hyperion::Config do
         preload_static: [{ dir: 'public', immutable: true }, { dir: 'docs', immutable: false }],
         preload_app: false, worker_model: :share, worker_max_rss_mb: 300, worker_check_interval: 1,
         worker_boot_timeout: 10, io_uring: :auto, admin_token: 'dsl-admin-token-0123456789',
-        admin_token_file: nil, admin_listener_port: 9293, admin_listener_host: 'localhost'
+        admin_token_file: nil, admin_listener_port: 9293, admin_listener_host: 'localhost',
+        tls_cert_path: 'config/cert.pem', tls_key_path: 'config/key.pem',
+        tls_handshake_timeout: 4, tls_handshake_rate_limit: 100
       )
     end
 

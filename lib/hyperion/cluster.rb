@@ -109,6 +109,8 @@ module Hyperion
       # One metrics slot per worker index, mapped before any fork so every worker shares it;
       # room for TTIN to add workers (past it, indexes share slots).
       Hyperion.setup_cluster_metrics([@count * 2, 16].max)
+      # Before any fork: every worker gets the same ticket secret and shares the generation.
+      @tls_tickets = TLS::Tickets.new if @config.tls?
       install_traps
       @hooks.run(:before_fork)
       @lifeline, @lifeline_writer = IO.pipe
@@ -209,8 +211,7 @@ module Hyperion
         when 'TTIN' then add_worker
         when 'TTOU' then remove_worker
         when 'HUP' then reopen_logs
-        when 'USR2'
-          @logger.info('USR2 received: it is reserved for TLS key rotation; nothing done')
+        when 'USR2' then rotate_tls
         end
       end
     end
@@ -256,6 +257,24 @@ module Hyperion
 
       @logger.info("USR1 received: restarting #{n_workers(@count)} one at a time")
       @restart_queue = (0...@count).to_a
+    end
+
+    # A new session-ticket key for the whole cluster (the generation is shared memory, so every
+    # worker, and one forked from now on, uses it at once), then every worker reloads the
+    # certificate files.
+    def rotate_tls
+      unless @tls_tickets
+        @logger.info('USR2 received: TLS is not configured; nothing done')
+        return
+      end
+      generation = @tls_tickets.rotate
+      @logger.info("USR2 received: session-ticket key generation #{generation}; " \
+                   "#{n_workers(@workers.size)} reloading the certificate")
+      @workers.each do |worker|
+        Process.kill('USR2', worker.pid)
+      rescue Errno::ESRCH
+        nil
+      end
     end
 
     def add_worker
@@ -410,7 +429,7 @@ module Hyperion
       pid = fork do
         worker = Worker.new(index: index, config: @config, logger: @logger, socket: socket, status: status_writer,
                             lifeline: @lifeline, app: @app, launcher: @launcher, early_signals: @signals,
-                            admin_socket: @admin_socket)
+                            admin_socket: @admin_socket, tls_tickets: @tls_tickets)
         status = worker.run do
           status_reader.close
           close_master_ios(keep: [socket, @admin_socket])

@@ -206,11 +206,15 @@ module Hyperion
     setting :worker_max_rss_mb, nil, integer_type(min: 1), 'Cluster mode: a worker whose resident memory exceeds this many MiB is replaced gracefully. Unset: no limit.', arg: 'MB', example: 1024
     setting :worker_check_interval, 5, seconds_type(min: 0, exclusive: true), 'Cluster mode: seconds between checks of the workers\' memory.', arg: 'SECONDS'
     setting :worker_boot_timeout, 60, seconds_type(min: 0, exclusive: true), 'Cluster mode: seconds a new worker has to load the application and run its boot hooks; slower ones are killed and replaced.', arg: 'SECONDS'
-    setting :io_uring, :off, symbol_type(%i[off auto on]), 'Connection loop: `off` (epoll), `auto` (io_uring when the kernel supports it, else epoll) or `on` (io_uring, or refuse to start). Linux only; the boot log says which loop runs and why. In cluster mode each worker makes its own choice and logs it.', arg: 'MODE'
+    setting :io_uring, :off, symbol_type(%i[off auto on]), 'Connection loop: `off` (epoll), `auto` (io_uring when the kernel supports it, else epoll) or `on` (io_uring, or refuse to start). Linux only; the boot log says which loop runs and why. In cluster mode each worker makes its own choice and logs it. With TLS, `auto` uses epoll and `on` refuses to start (the ring serves plain TCP only).', arg: 'MODE'
     setting :admin_token, nil, token_type, 'Enables the admin endpoints `GET /-/metrics` and `POST /-/quit` (docs/ADMIN.md), answered by the engine to requests whose `X-Hyperion-Admin-Token` header carries this token. Config file or environment only, never a flag: command lines are visible to every user. Unset (and no `admin_token_file`): the endpoints do not exist.', cli: false, secret: true, example: 'ENV.fetch("ADMIN_TOKEN")'
     setting :admin_token_file, nil, string_type, 'File holding the admin token (one trailing newline is ignored). Refused when others may read it or group or others may write it.', arg: 'PATH', example: '/etc/hyperion/admin_token'
     setting :admin_listener_port, nil, integer_type(min: 0, max: 65_535), 'Serve the admin endpoints on this TCP port (0 picks a free one) instead of the application listener, where `/-/` paths then reach the app. Needs an admin token. Unset: the application listener answers them.', arg: 'PORT', example: 9293
     setting :admin_listener_host, '127.0.0.1', string_type, 'Address of the admin listener (`admin_listener_port`).', arg: 'HOST'
+    setting :tls_cert_path, nil, string_type, 'PEM certificate chain (the server certificate first, then intermediates). With `tls_key_path`, every listener speaks TLS 1.2 and 1.3 (docs/TLS.md); USR2 reloads it.', flag: '--tls-cert PATH', arg: 'PATH', example: 'config/cert.pem'
+    setting :tls_key_path, nil, string_type, 'PEM private key of `tls_cert_path`, unencrypted: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).', flag: '--tls-key PATH', arg: 'PATH', example: 'config/key.pem'
+    setting :tls_handshake_timeout, 10, seconds_type(min: 0, exclusive: true), 'Seconds a TLS handshake may take before the connection is closed.', arg: 'SECONDS'
+    setting :tls_handshake_rate_limit, nil, integer_type(min: 1), 'TLS handshakes started per second, per process (per worker in cluster mode); connections over it are closed before the handshake and counted. Unset: unlimited.', arg: 'N', example: 500
 
     @settings.freeze
 
@@ -353,6 +357,14 @@ module Hyperion
         raise ConfigError, "admin_listener_port (from #{sources[:admin_listener_port]}) needs an admin token: " \
                            'set admin_token (config file), HYPERION_ADMIN_TOKEN or --admin-token-file'
       end
+      if values[:tls_cert_path].nil? != values[:tls_key_path].nil?
+        given, missing = values[:tls_cert_path] ? %i[tls_cert_path tls_key_path] : %i[tls_key_path tls_cert_path]
+        raise ConfigError, "#{given} (from #{sources[given]}) needs #{missing} too"
+      end
+      if values[:io_uring] == :on && values[:tls_cert_path]
+        raise ConfigError, "io_uring on (from #{sources[:io_uring]}) cannot serve TLS: the io_uring loop serves " \
+                           'plain TCP only; use io_uring auto or off'
+      end
       return unless values[:worker_model] == :reuseport && !LINUX
 
       raise ConfigError, "worker_model reuseport (from #{sources[:worker_model]}) needs Linux, whose kernel " \
@@ -436,6 +448,11 @@ module Hyperion
 
     def to_h
       @values.dup
+    end
+
+    # Whether the listeners speak TLS.
+    def tls?
+      !tls_cert_path.nil?
     end
 
     # Where a setting's value came from: :cli, :env, :file or :default.

@@ -17,6 +17,7 @@ module Hyperion
 
     def run
       ENV['RACK_ENV'] = @config.environment
+      TLS.check!(@config)
       if @config.workers != 1
         require 'hyperion/cluster'
         return Cluster.new(@config, logger: @logger, launcher: self).run
@@ -75,6 +76,7 @@ module Hyperion
       server = Server.new(app, config: @config, logger: @logger)
       install_traps(server)
       install_hup_trap
+      install_tls_trap(server) if @config.tls?
       begin
         server.start
       rescue BindError => e
@@ -143,6 +145,17 @@ module Hyperion
         else
           @logger.info('HUP received: no log_file is set (logs go to stdout and stderr); nothing to reopen')
         end
+      end
+    end
+
+    # USR2: a new session-ticket key (tickets of the previous one still resume once) and the
+    # certificate files read again.
+    def install_tls_trap(server)
+      tickets = server.tls_tickets
+      Signal.trap('USR2') do
+        generation = tickets.rotate
+        @logger.info("USR2 received: session-ticket key generation #{generation}, reloading the certificate")
+        server.reload_tls
       end
     end
 

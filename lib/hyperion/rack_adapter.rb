@@ -18,10 +18,12 @@ module Hyperion
     EARLY_HINTS = 'rack.early_hints'
     HIJACK_BUFFERED = 'hyperion.hijack_buffered'
 
-    def initialize(app, env_template:, logger:)
+    # `hijack`: whether the socket can be handed to the app (not over TLS).
+    def initialize(app, env_template:, logger:, hijack: true)
       @app = app
       @env_template = env_template
       @logger = logger
+      @hijack = hijack
     end
 
     def call(exchange)
@@ -46,7 +48,7 @@ module Hyperion
       env = exchange.build_env(@env_template)
       input = env[RACK_INPUT]
       hijacked = nil
-      env[RACK_HIJACK] = -> { hijacked ||= take_socket(exchange, env, exchange.hijack) }
+      env[RACK_HIJACK] = -> { hijacked ||= take_socket(exchange, env, exchange.hijack) } if @hijack
       env[EARLY_HINTS] = ->(headers) { early_hints(exchange, headers) }
       status = headers = body = error = nil
       run_hooks(Routes.start_hooks, request, env) if request
@@ -148,6 +150,7 @@ module Hyperion
     # gets the socket. The body is not sent.
     def partial_hijack(exchange, env, status, headers, upgrade)
       raise InvalidResponse, 'rack.hijack response header must respond to call' unless upgrade.respond_to?(:call)
+      raise InvalidResponse, 'rack.hijack is not available over TLS (rack.hijack? is false)' unless @hijack
 
       io = take_socket(exchange, env, exchange.upgrade(status, headers))
       upgrade.call(io)

@@ -9,19 +9,23 @@ module Hyperion
   class Server
     extend Routes
 
-    attr_reader :config, :app
+    attr_reader :config, :app, :tls_tickets
 
     # `listeners`: engine listener entries to use instead of config.listener, e.g.
     # [["fd", socket.fileno]] for a socket a cluster worker inherited; `admin_listeners` the
     # same for config.admin_listener. `master_pid`: in a cluster worker, the master, which
     # POST /-/quit signals so that the whole cluster stops (without it the server stops itself).
-    def initialize(app, config:, logger:, listeners: nil, admin_listeners: nil, master_pid: nil)
+    # `tls_tickets`: the TLS::Tickets shared with the other processes of a cluster (with TLS on,
+    # one of its own when nil).
+    def initialize(app, config:, logger:, listeners: nil, admin_listeners: nil, master_pid: nil, tls_tickets: nil)
       @app = app
       @config = config
       @logger = logger
       @listeners = listeners
       @admin_listeners = admin_listeners
       @master_pid = master_pid
+      @tls_tickets = tls_tickets || (config.tls? ? TLS::Tickets.new : nil)
+      @reload_pending = false
       @engine = nil
       @threads = []
     end
@@ -35,7 +39,9 @@ module Hyperion
       # A signal trap may have asked for a stop while the engine was starting (the port is
       # already open then, so clients and supervisors can see the process as up).
       @engine.stop if @stop_requested
-      @adapter = RackAdapter.new(@app, env_template: env_template, logger: @logger)
+      # A reload asked for while the engine was starting may have come after it read the files.
+      reload_tls if @reload_pending
+      @adapter = RackAdapter.new(@app, env_template: env_template, logger: @logger, hijack: !@config.tls?)
       @threads = Array.new(@config.threads) { |i| spawn_thread(i) }
       self
     end
@@ -70,6 +76,23 @@ module Hyperion
     # [name, reason]: the connection loop the engine runs ("epoll" or "io_uring") and why.
     def io_loop
       @engine&.io_loop
+    end
+
+    # Reads the TLS certificate and key files again; new handshakes use them. When they are
+    # unusable the pair in use stays and an error is logged. Returns whether it reloaded.
+    # Safe inside a signal trap.
+    def reload_tls
+      return false unless @config.tls?
+
+      @reload_pending = @engine.nil?
+      return false if @reload_pending
+
+      @engine.reload_tls
+      @logger.info("TLS certificate reloaded from #{@config.tls_cert_path}")
+      true
+    rescue TlsError => e
+      @logger.error("TLS certificate not reloaded, keeping the current one: #{e.message}")
+      false
     end
 
     # Begins a graceful stop: no new connections, in-flight requests finish within
@@ -117,7 +140,21 @@ module Hyperion
         access_log: @config.log_requests && @logger.info?,
         stop_notify_fd: @stopped_writer.fileno,
         io_uring: @config.io_uring.to_s,
-        **admin_options
+        **admin_options,
+        **tls_options
+      }
+    end
+
+    def tls_options
+      return {} unless @config.tls?
+
+      {
+        tls_cert: @config.tls_cert_path,
+        tls_key: @config.tls_key_path,
+        tls_handshake_timeout: @config.tls_handshake_timeout.to_f,
+        tls_handshake_rate_limit: @config.tls_handshake_rate_limit,
+        tls_ticket_secret: @tls_tickets.secret,
+        tls_ticket_generation: @tls_tickets.generation
       }
     end
 
@@ -138,7 +175,9 @@ module Hyperion
         'rack.multithread' => @config.threads > 1,
         'rack.multiprocess' => @config.workers != 1,
         'rack.run_once' => false,
-        'rack.hijack?' => true
+        # A TLS connection's bytes pass through the engine's encryption: the socket cannot be
+        # handed over.
+        'rack.hijack?' => !@config.tls?
       }.freeze
     end
 

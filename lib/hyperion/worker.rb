@@ -19,7 +19,7 @@ module Hyperion
     # arrived between fork and #run installing the worker's own traps.
     # `admin_socket`: the admin listener's socket, shared by every worker, or nil.
     def initialize(index:, config:, logger:, socket:, status:, lifeline:, app:, launcher:, early_signals: [],
-                   admin_socket: nil)
+                   admin_socket: nil, tls_tickets: nil)
       @index = index
       @config = config
       @logger = logger
@@ -30,6 +30,7 @@ module Hyperion
       @app = app
       @launcher = launcher
       @early_signals = early_signals
+      @tls_tickets = tls_tickets
       @hooks = Hooks.new(config.hooks, logger)
       @server = nil
       @stopping = false
@@ -59,7 +60,7 @@ module Hyperion
     def serve(app)
       @server = Server.new(app, config: @config, logger: @logger, listeners: [['fd', @socket.fileno]],
                                 admin_listeners: @admin_socket && [['fd', @admin_socket.fileno]],
-                                master_pid: master_pid)
+                                master_pid: master_pid, tls_tickets: @tls_tickets)
       @server.start
       # The engine accepts on its own duplicates; the master keeps the sockets themselves.
       @socket.close
@@ -75,7 +76,10 @@ module Hyperion
       STOP_SIGNALS.each do |signal|
         Signal.trap(signal) { stop("#{signal} received") }
       end
-      MASTER_SIGNALS.each do |signal|
+      # The master relays USR2 (after making a new ticket key current) so the certificate is read
+      # again. A worker not serving yet reads the files when its engine starts.
+      Signal.trap('USR2') { @server&.reload_tls } if @config.tls?
+      (MASTER_SIGNALS - (@config.tls? ? ['USR2'] : [])).each do |signal|
         Signal.trap(signal) do
           @logger.info("worker #{@index} ignores #{signal}; cluster signals go to the master (pid #{Process.ppid})")
         end

@@ -74,7 +74,8 @@ pub struct EngineConfig {
     pub routes: std::sync::Arc<RouteTable>,
     /// Where and how the engine's own log lines (rejected requests) are written.
     pub log: LogConfig,
-    /// The connection loop: tokio (epoll) or io_uring (Linux only).
+    /// The connection loop: tokio (epoll) or io_uring (Linux only). With `tls` set, `Auto`
+    /// runs the tokio loop and `On` does not start.
     pub io_uring: IoUring,
     /// The admin endpoints (`/-/metrics`, `/-/quit`) and their token; `None`: they do not
     /// exist.
@@ -82,6 +83,8 @@ pub struct EngineConfig {
     /// Where the counters go: the process's region and slot ([`crate::metrics::process`]),
     /// or, when `None`, a one-slot region of the engine's own.
     pub metrics: Option<crate::metrics::Metrics>,
+    /// When set, every listener speaks TLS.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for EngineConfig {
@@ -101,6 +104,7 @@ impl Default for EngineConfig {
             io_uring: IoUring::Off,
             admin: None,
             metrics: None,
+            tls: None,
         }
     }
 }

@@ -40,6 +40,9 @@ fn write_timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "write timed out")
 }
 
+/// Chunk in which file bodies are read and written through a TLS stream.
+const FILE_CHUNK: usize = 64 * 1024;
+
 /// Largest single sendfile call (the kernel caps one call near 2 GiB anyway).
 const SENDFILE_MAX: u64 = 1 << 30;
 
@@ -63,6 +66,10 @@ pub(crate) struct Connection<S> {
 /// A connected socket the engine can wait on without committing a read buffer to it, send
 /// files into, and hand over to the application.
 pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {
+    /// Whether bytes written to the descriptor reach the client as they are, so the raw
+    /// operations below (sendfile, MSG_MORE, hijack) work. False for TLS, whose bytes must go
+    /// through the stream; being a constant, the choice costs plain sockets nothing.
+    const RAW_FD: bool;
     fn readable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send;
     fn writable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send;
     /// Runs a non-blocking write-side syscall on the socket, clearing readiness on
@@ -75,6 +82,7 @@ pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static 
 macro_rules! socket_impl {
     ($ty:ty) => {
         impl Socket for $ty {
+            const RAW_FD: bool = true;
             fn readable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send {
                 <$ty>::readable(self)
             }
@@ -118,7 +126,7 @@ impl<S: Socket> Connection<S> {
                         self.buf = BytesMut::new();
                     }
                 }
-                Ok(Outcome::Hijack(tx)) => {
+                Ok(Outcome::Hijack(tx)) if S::RAW_FD => {
                     let buffered = self.buf.to_vec();
                     // If the application is gone, dropping the descriptor closes it.
                     if let Ok(fd) = self.io.into_blocking_fd() {
@@ -126,7 +134,9 @@ impl<S: Socket> Connection<S> {
                     }
                     return;
                 }
-                Ok(Outcome::Close) | Err(_) => break,
+                // A TLS socket cannot change hands: dropping the sender tells the application
+                // thread, and the connection closes.
+                Ok(Outcome::Hijack(_)) | Ok(Outcome::Close) | Err(_) => break,
             }
         }
         let _ = self.io.shutdown().await;
@@ -380,7 +390,7 @@ impl<S: Socket> Connection<S> {
             }
             let written = if out.is_empty() {
                 Ok(())
-            } else if matches!(end, BatchEnd::File { .. }) {
+            } else if S::RAW_FD && matches!(end, BatchEnd::File { .. }) {
                 // A file follows: hold the head back so it leaves with the file's first bytes.
                 Box::pin(self.write_more(&out)).await
             } else {
@@ -410,8 +420,9 @@ impl<S: Socket> Connection<S> {
                     notice,
                 } => {
                     let sent = match written {
-                        // Boxed: the sendfile loop should not enlarge every connection's future.
-                        Ok(()) => Box::pin(self.send_file(&file, len)).await,
+                        // Boxed: the file loops should not enlarge every connection's future.
+                        Ok(()) if S::RAW_FD => Box::pin(self.send_file(&file, len)).await,
+                        Ok(()) => Box::pin(self.copy_file(&file, len)).await,
                         Err(e) => Err(e),
                     };
                     if let Some(notice) = notice {
@@ -507,6 +518,28 @@ impl<S: Socket> Connection<S> {
         Ok(())
     }
 
+    /// Sends the first `len` bytes of `file` through the stream (TLS, where sendfile would
+    /// put plaintext on the wire): read in chunks on the I/O thread, like the temp-file
+    /// writes of request bodies, which mostly hit the page cache.
+    async fn copy_file(&mut self, file: &std::fs::File, len: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut chunk = vec![0u8; FILE_CHUNK.min(len as usize)];
+        let mut offset = 0u64;
+        while offset < len {
+            let want = (len - offset).min(chunk.len() as u64) as usize;
+            let read = file.read_at(&mut chunk[..want], offset)?;
+            if read == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shorter than its announced length",
+                ));
+            }
+            self.write_all(&chunk[..read]).await?;
+            offset += read as u64;
+        }
+        Ok(())
+    }
+
     /// Answers a static route from the I/O thread: one write; a large body is sent from the
     /// shared buffer in the same vectored write rather than copied.
     async fn write_static(
@@ -544,6 +577,9 @@ impl<S: Socket> Connection<S> {
             written += n;
             self.count_written(n);
         }
+        if !S::RAW_FD {
+            self.flush().await?;
+        }
         Ok(())
     }
 
@@ -554,7 +590,18 @@ impl<S: Socket> Connection<S> {
             .await
             .unwrap_or_else(|_| Err(write_timed_out()))?;
         self.count_written(bytes.len());
+        if !S::RAW_FD {
+            self.flush().await?;
+        }
         Ok(())
+    }
+
+    /// A TLS stream may keep encrypted bytes back when the socket would block; they must be
+    /// on the wire before the connection waits for the client.
+    async fn flush(&mut self) -> io::Result<()> {
+        timeout(self.shared.config.write_timeout, self.io.flush())
+            .await
+            .unwrap_or_else(|_| Err(write_timed_out()))
     }
 
     async fn reject(&mut self, err: ParseError) -> io::Result<Outcome> {

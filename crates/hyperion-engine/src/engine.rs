@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     pub(crate) log: Logger,
     /// Bounds the warn lines about rejected requests, so a flood cannot fill the disk.
     pub(crate) reject_log: RateLimit,
+    /// Set when the listeners speak TLS.
+    pub(crate) tls: Option<crate::tls::TlsState>,
     idle: Notify,
     /// Wakes the io_uring loop when the engine starts stopping (the tokio loop watches `phase`).
     pub(crate) io_waker: Mutex<Option<std::task::Waker>>,
@@ -45,13 +47,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(config: EngineConfig) -> Arc<Shared> {
+    pub(crate) fn new(config: EngineConfig, tls: Option<crate::tls::TlsState>) -> Arc<Shared> {
         let (phase, _) = watch::channel(Phase::Running);
         Arc::new(Shared {
             stats: Stats::new(config.metrics.clone().unwrap_or_else(Metrics::private)),
             queue: Arc::new(ExchangeQueue::new(config.max_pending)),
             log: Logger::new(config.log.clone()),
             reject_log: RateLimit::new(REJECT_LOG_PER_SECOND),
+            tls,
             config,
             phase,
             draining: Arc::new(AtomicBool::new(false)),
@@ -95,7 +98,14 @@ impl Engine {
     /// Binds every listener on the calling thread (so bind errors surface here), then starts
     /// the I/O thread, which picks its connection loop (see [`EngineConfig::io_uring`]). With
     /// `IoUring::On` this fails when the ring cannot be used.
+    ///
+    /// With [`EngineConfig::tls`] the certificate and key are loaded first: an unusable pair
+    /// fails with `ErrorKind::InvalidData` and a message naming the file.
     pub fn start(config: EngineConfig, listen: &[crate::config::ListenSpec]) -> io::Result<Engine> {
+        let tls = match &config.tls {
+            Some(tls) => Some(crate::tls::TlsState::new(tls)?),
+            None => None,
+        };
         raise_open_files_limit();
         let admin_listen = match &config.admin {
             Some(admin) => {
@@ -118,13 +128,21 @@ impl Engine {
         let describe = |admin_only: bool| -> (Vec<String>, Vec<u16>) {
             let of_kind = || bound.iter().filter(move |l| l.admin_only == admin_only);
             (
-                of_kind().map(|l| l.bound.describe()).collect(),
+                of_kind()
+                    .map(|l| {
+                        let url = l.bound.describe();
+                        match (&tls, url.strip_prefix("http://")) {
+                            (Some(_), Some(rest)) => format!("https://{rest}"),
+                            _ => url,
+                        }
+                    })
+                    .collect(),
                 of_kind().filter_map(|l| l.bound.local_port()).collect(),
             )
         };
         let (addresses, ports) = describe(false);
         let (admin_addresses, admin_ports) = describe(true);
-        let shared = Shared::new(config);
+        let shared = Shared::new(config, tls);
         let io_shared = shared.clone();
         let (report, chosen) = std::sync::mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
@@ -209,6 +227,18 @@ impl Engine {
     /// Rejected requests by reason (`bad_request_line`, `read_timeout`, `queue_full`, ...).
     pub fn rejections_by_reason(&self) -> Vec<(&'static str, u64)> {
         self.shared.stats.rejections_by_reason()
+    }
+
+    /// Reads the TLS certificate and key files again; handshakes from now on use the new
+    /// pair. When they are unusable the current pair stays in use and the error says why.
+    pub fn reload_tls(&self) -> io::Result<()> {
+        match &self.shared.tls {
+            Some(tls) => Ok(tls.reload()?),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "TLS is not configured",
+            )),
+        }
     }
 
     /// Starts a graceful stop: accepting ends at once, idle connections close, in-flight
@@ -303,6 +333,10 @@ fn run_io_thread(
     let mode = shared.config.io_uring;
     let reason = match mode {
         IoUring::Off => "io_uring is off".to_string(),
+        // The ring writes to its sockets directly; TLS connections run on the tokio loop.
+        _ if shared.tls.is_some() => {
+            "TLS is configured; the io_uring loop serves plain TCP only".to_string()
+        }
         #[cfg(target_os = "linux")]
         IoUring::Auto | IoUring::On => match crate::uring::Ring::new() {
             Ok(ring) => {
@@ -482,7 +516,11 @@ async fn accept_loop<A: Acceptor>(listener: A, shared: Arc<Shared>, info: Arc<Li
 
 fn register(listener: Listening, shared: &Arc<Shared>) -> io::Result<AcceptLoop> {
     let shared = shared.clone();
-    let info = Arc::new(listener.info());
+    let mut info = listener.info();
+    if shared.tls.is_some() {
+        info.scheme = "https";
+    }
+    let info = Arc::new(info);
     match listener.bound {
         BoundListener::Tcp(std_listener, _) => {
             let listener = tokio::net::TcpListener::from_std(std_listener)?;
@@ -523,6 +561,14 @@ fn spawn_connection<S: crate::conn::Socket>(
 ) {
     shared.stats.connection_opened();
     let guard = ActiveGuard(shared.clone());
+    if shared.tls.is_some() {
+        let (shared, info) = (shared.clone(), info.clone());
+        tokio::spawn(async move {
+            crate::tls::serve(io, peer, shared, info).await;
+            drop(guard);
+        });
+        return;
+    }
     let conn = Connection::new(io, peer, shared.clone(), info.clone());
     tokio::spawn(async move {
         conn.run().await;
@@ -560,7 +606,7 @@ fn raise_open_files_limit() {
 
 #[cfg(test)]
 pub(crate) fn test_shared() -> Arc<Shared> {
-    Shared::new(EngineConfig::default())
+    Shared::new(EngineConfig::default(), None)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod queue;
 pub mod response;
 pub mod routes;
 pub mod stats;
+pub mod tls;
 #[cfg(target_os = "linux")]
 mod uring;
 
@@ -33,3 +34,4 @@ pub use response::{
     WrittenNotice,
 };
 pub use stats::StatsSnapshot;
+pub use tls::{TicketGeneration, TlsConfig, TlsError};

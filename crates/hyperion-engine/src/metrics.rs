@@ -109,6 +109,10 @@ pub struct Slot {
     pub dispatch_page_cache: AtomicU64,
     pub dispatch_admin: AtomicU64,
     pub access_log_dropped: AtomicU64,
+    pub tls_handshakes: AtomicU64,
+    pub tls_handshake_failures: AtomicU64,
+    pub tls_handshake_timeouts: AtomicU64,
+    pub tls_handshakes_rate_limited: AtomicU64,
     /// Observations that found no histogram series at all.
     pub series_overflow: AtomicU64,
     responses: [AtomicU64; STATUS_CODES],
@@ -177,6 +181,30 @@ const FAMILIES: &[Family] = &[
         "hyperion_bytes_written_total",
         "counter",
         "Response bytes written to sockets.",
+    ),
+    (
+        |s| &s.tls_handshakes,
+        "hyperion_tls_handshakes_total",
+        "counter",
+        "TLS handshakes completed.",
+    ),
+    (
+        |s| &s.tls_handshake_failures,
+        "hyperion_tls_handshake_failures_total",
+        "counter",
+        "TLS handshakes that failed (bad or closed by the client).",
+    ),
+    (
+        |s| &s.tls_handshake_timeouts,
+        "hyperion_tls_handshake_timeouts_total",
+        "counter",
+        "TLS handshakes cut off by tls_handshake_timeout.",
+    ),
+    (
+        |s| &s.tls_handshakes_rate_limited,
+        "hyperion_tls_handshakes_rate_limited_total",
+        "counter",
+        "Connections closed before their TLS handshake by tls_handshake_rate_limit.",
     ),
     (
         |s| &s.access_log_dropped,

@@ -42,6 +42,12 @@ pub struct StatsSnapshot {
     pub dispatch_page_cache: u64,
     pub dispatch_admin: u64,
     pub access_log_dropped: u64,
+    /// TLS handshakes completed, failed (bad or closed by the client), timed out, and
+    /// refused by the handshake rate limit.
+    pub tls_handshakes: u64,
+    pub tls_handshake_failures: u64,
+    pub tls_handshake_timeouts: u64,
+    pub tls_handshakes_rate_limited: u64,
 }
 
 impl StatsSnapshot {
@@ -64,6 +70,10 @@ impl StatsSnapshot {
             dispatch_page_cache: get(&slot.dispatch_page_cache),
             dispatch_admin: get(&slot.dispatch_admin),
             access_log_dropped: get(&slot.access_log_dropped),
+            tls_handshakes: get(&slot.tls_handshakes),
+            tls_handshake_failures: get(&slot.tls_handshake_failures),
+            tls_handshake_timeouts: get(&slot.tls_handshake_timeouts),
+            tls_handshakes_rate_limited: get(&slot.tls_handshakes_rate_limited),
         }
     }
 }

@@ -6,6 +6,7 @@
 mod env;
 mod gvl;
 mod routes;
+mod tls;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -178,6 +179,7 @@ impl RbEngine {
             if let Some(n) = opt::<usize>(ruby, opts, "max_header_bytes")? {
                 config.limits.max_head_bytes = n;
             }
+            config.tls = tls::config(ruby, opts)?;
             let listeners: RArray = opt(ruby, opts, "listeners")?
                 .ok_or_else(|| Error::new(ruby.exception_arg_error(), "listeners: is required"))?;
             let specs = listen_specs(ruby, listeners)?;
@@ -207,6 +209,9 @@ impl RbEngine {
                 .map(|a| a.listen.clone())
                 .unwrap_or_default();
             let engine = Engine::start(config, &specs).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    return tls::tls_error(ruby, e.to_string());
+                }
                 if e.kind() == std::io::ErrorKind::Unsupported {
                     return Error::new(ruby.get_inner(&BIND_ERROR), e.to_string());
                 }
@@ -320,6 +325,15 @@ impl RbEngine {
         (name.to_string(), reason)
     }
 
+    /// Reads the TLS certificate and key again for new handshakes; raises TlsError (and keeps
+    /// the pair in use) when they are unusable.
+    fn reload_tls(ruby: &Ruby, rb_self: &Self) -> Result<(), Error> {
+        rb_self
+            .engine
+            .reload_tls()
+            .map_err(|e| tls::tls_error(ruby, e.to_string()))
+    }
+
     fn stats(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
         guard(ruby, || {
             let h = stats_hash(ruby, &rb_self.engine.stats(), rb_self.engine.metrics())?;
@@ -358,6 +372,10 @@ fn stats_hash(ruby: &Ruby, s: &StatsSnapshot, m: &metrics::Metrics) -> Result<RH
         ("dispatch_page_cache", s.dispatch_page_cache),
         ("dispatch_admin", s.dispatch_admin),
         ("access_log_dropped", s.access_log_dropped),
+        ("tls_handshakes", s.tls_handshakes),
+        ("tls_handshake_failures", s.tls_handshake_failures),
+        ("tls_handshake_timeouts", s.tls_handshake_timeouts),
+        ("tls_handshakes_rate_limited", s.tls_handshakes_rate_limited),
     ];
     for (name, value) in counters {
         h.aset(ruby.to_symbol(name), value)?;
@@ -956,6 +974,8 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     engine.define_method("io_loop", method!(RbEngine::io_loop, 0))?;
     engine.define_method("stats", method!(RbEngine::stats, 0))?;
     engine.define_method("metrics_text", method!(RbEngine::metrics_text, 0))?;
+    engine.define_method("reload_tls", method!(RbEngine::reload_tls, 0))?;
+    tls::init(ruby, native)?;
 
     let exchange = native.define_class("Exchange", ruby.class_object())?;
     exchange.define_method("build_env", method!(RbExchange::build_env, 1))?;
