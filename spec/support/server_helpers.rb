@@ -93,6 +93,7 @@ module ServerHelpers
     loop do
       begin
         TCPSocket.new('127.0.0.1', server.port).close
+        wait_for_boot_log(server)
         return server
       rescue Errno::ECONNREFUSED, Errno::ECONNRESET
         raise "server exited early:\n#{server.log}" unless server.alive?
@@ -100,6 +101,16 @@ module ServerHelpers
 
         sleep 0.05
       end
+    end
+  end
+
+  # The port opens while the engine starts; the boot lines (environment, loop, addresses) are
+  # written just after. Specs read them, so wait for the last one, briefly: a server started
+  # with a quieter log level never writes it.
+  def wait_for_boot_log(server, timeout: 5)
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
+    until server.log.include?('listening on') || Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+      sleep 0.02
     end
   end
 
