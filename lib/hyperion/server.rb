@@ -92,6 +92,12 @@ module Hyperion
         log_level: @logger.level.to_s,
         log_format: @logger.format.to_s,
         stop_notify_fd: @stopped_writer.fileno,
+        h2c: @config.h2c,
+        h2_max_concurrent_streams: @config.h2_max_concurrent_streams,
+        h2_initial_window_size: @config.h2_initial_window_size,
+        h2_max_frame_size: @config.h2_max_frame_size,
+        h2_max_header_list_size: @config.h2_max_header_list_size,
+        h2_max_total_streams: @config.h2_max_total_streams == :unbounded ? 0 : @config.h2_max_total_streams,
         # Cluster workers share their listening sockets with the master and with each other;
         # the io_uring loop does not handle shared sockets yet (docs/ARCHITECTURE.md).
         io_uring: @listeners ? 'off' : @config.io_uring.to_s

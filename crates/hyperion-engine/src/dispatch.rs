@@ -11,7 +11,7 @@ use hyperion_http::{ParseError, RequestHead, Version};
 use tokio::sync::mpsc;
 
 use crate::engine::Shared;
-use crate::exchange::{Body, Direct, Exchange, ListenerInfo, Peer};
+use crate::exchange::{Body, Direct, Exchange, ListenerInfo, Peer, Protocol};
 use crate::log::{Level, Value as LogValue};
 use crate::queue::PushError;
 use crate::response::{simple_response, Hijacked, Response, ResponseMsg, WrittenNotice};
@@ -80,6 +80,10 @@ pub(crate) fn append(msg: ResponseMsg, out: &mut Vec<u8>) -> BatchEnd {
         ),
         ResponseMsg::Hijack(tx) => return BatchEnd::Hijack(tx),
         ResponseMsg::Abort => return BatchEnd::Abort,
+        // Only an HTTP/2 stream's response makes these.
+        ResponseMsg::Head2 { .. } | ResponseMsg::File2 { .. } | ResponseMsg::Trailers { .. } => {
+            return BatchEnd::Abort
+        }
     };
     if out.is_empty() {
         *out = bytes;
@@ -95,6 +99,7 @@ pub(crate) struct Request {
     pub(crate) head_bytes: Bytes,
     pub(crate) body: Body,
     pub(crate) trailers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(crate) protocol: Protocol,
 }
 
 /// What became of a request.
@@ -126,6 +131,7 @@ pub(crate) fn dispatch(
         head_bytes,
         body,
         trailers,
+        protocol,
     } = request;
     bump(&shared.stats.requests_total);
     let mut direct = Direct::None;
@@ -168,18 +174,22 @@ pub(crate) fn dispatch(
     // A channel per request rather than per connection: an idle connection then holds
     // nothing but its socket.
     let (tx, rx) = mpsc::channel(RESPONSE_CHANNEL);
-    let response = Response::new(
-        tx,
-        head_request,
-        head.version,
-        head.keep_alive,
-        shared.draining.clone(),
-    );
+    let response = match protocol {
+        Protocol::Http1 => Response::new(
+            tx,
+            head_request,
+            head.version,
+            head.keep_alive,
+            shared.draining.clone(),
+        ),
+        Protocol::Http2 { .. } => Response::new_h2(tx, head_request, shared.draining.clone()),
+    };
     let exchange = Box::new(Exchange {
         head,
         head_bytes,
         body,
         trailers,
+        protocol,
         peer,
         listener: listener.clone(),
         response,

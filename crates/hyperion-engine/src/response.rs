@@ -36,8 +36,31 @@ pub enum ResponseMsg {
     /// The application takes the socket over: the connection task writes nothing more, lets
     /// go of the descriptor and sends it back with the bytes it had read past the request.
     Hijack(std::sync::mpsc::SyncSender<Hijacked>),
-    /// The response cannot be completed: close the connection without writing more.
+    /// The response cannot be completed: close the connection without writing more (on
+    /// HTTP/2: reset the stream).
     Abort,
+    /// HTTP/2: status and headers (HEADERS), then `body` as DATA; the stream ends after them
+    /// when `end`. Further body parts follow as `Bytes`, the last as `Final` or `Trailers`.
+    Head2 {
+        head: Box<http::Response<()>>,
+        body: Vec<u8>,
+        end: bool,
+        notice: Option<WrittenNotice>,
+    },
+    /// HTTP/2: status and headers, then the first `len` bytes of `file` as DATA; this ends
+    /// the stream.
+    File2 {
+        head: Box<http::Response<()>>,
+        file: std::fs::File,
+        len: u64,
+        notice: Option<WrittenNotice>,
+    },
+    /// The last part of a streamed response: trailer fields (HTTP/2: trailing HEADERS;
+    /// HTTP/1.1 chunked: the trailer section).
+    Trailers {
+        trailers: Box<http::HeaderMap>,
+        notice: Option<WrittenNotice>,
+    },
 }
 
 /// A socket handed over to the application: blocking mode, owned by the receiver.
@@ -69,6 +92,8 @@ pub enum ResponseError {
     InvalidContentLength(String),
     AlreadyStarted,
     NotStreaming,
+    /// Taking the socket over is impossible on an HTTP/2 stream.
+    NoHijackOnHttp2,
 }
 
 impl std::fmt::Display for ResponseError {
@@ -85,6 +110,9 @@ impl std::fmt::Display for ResponseError {
             ResponseError::InvalidContentLength(v) => write!(f, "invalid content-length {v:?}"),
             ResponseError::AlreadyStarted => f.write_str("response already started"),
             ResponseError::NotStreaming => f.write_str("response is not streaming"),
+            ResponseError::NoHijackOnHttp2 => {
+                f.write_str("an HTTP/2 stream cannot be hijacked (rack.hijack? is false)")
+            }
         }
     }
 }
@@ -179,6 +207,39 @@ impl HeadBuilder {
         self.buf.extend_from_slice(b"\r\n");
     }
 
+    /// The status and headers as an HTTP/2 head (no date, no framing): connection-specific
+    /// headers (RFC 9113 8.2.2) are dropped and names lowercased.
+    pub(crate) fn to_h2(&self) -> Result<http::Response<()>, ResponseError> {
+        let mut response = http::Response::new(());
+        *response.status_mut() = http::StatusCode::from_u16(self.status)
+            .map_err(|_| ResponseError::InvalidStatus(self.status as i64))?;
+        let headers = response.headers_mut();
+        // The buffer holds our own validated lines: the status line, then `name: value\r\n`.
+        let start = self
+            .buf
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map_or(self.buf.len(), |i| i + 2);
+        for line in self.buf[start..].split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let name = &line[..colon];
+            let value = line[colon + 1..].trim_ascii_start();
+            if is_connection_specific(name, value) {
+                continue;
+            }
+            let name = http::HeaderName::from_bytes(name).map_err(|_| {
+                ResponseError::InvalidHeaderName(String::from_utf8_lossy(name).into())
+            })?;
+            let value = http::HeaderValue::from_bytes(value)
+                .map_err(|_| ResponseError::InvalidHeaderValue(name.as_str().to_string()))?;
+            headers.append(name, value);
+        }
+        Ok(response)
+    }
+
     /// The app's Content-Length, if it declared one.
     pub fn content_length(&self) -> Option<u64> {
         self.content_length
@@ -232,6 +293,39 @@ impl HeadBuilder {
     }
 }
 
+/// Headers that only mean something on one HTTP/1.1 connection and must not appear in an
+/// HTTP/2 message (`connection` and `transfer-encoding` never reach the head buffer).
+fn is_connection_specific(name: &[u8], value: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"keep-alive")
+        || name.eq_ignore_ascii_case(b"proxy-connection")
+        || name.eq_ignore_ascii_case(b"upgrade")
+        || (name.eq_ignore_ascii_case(b"te") && !value.eq_ignore_ascii_case(b"trailers"))
+}
+
+/// The cached date as a header value (HTTP/2 responses).
+pub(crate) fn date_value() -> http::HeaderValue {
+    http::HeaderValue::from_bytes(&hyperion_http::http_date())
+        .unwrap_or_else(|_| http::HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"))
+}
+
+fn content_length_value(len: u64) -> http::HeaderValue {
+    http::HeaderValue::from_bytes(itoa_buf(len).as_bytes()).expect("digits")
+}
+
+/// Trailer fields for the end of a streamed response, validated like headers.
+pub fn trailer_map(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<http::HeaderMap, ResponseError> {
+    let mut map = http::HeaderMap::with_capacity(fields.len());
+    for (name, value) in fields {
+        check_header(name, value)?;
+        let name = http::HeaderName::from_bytes(name)
+            .map_err(|_| ResponseError::InvalidHeaderName(String::from_utf8_lossy(name).into()))?;
+        let value = http::HeaderValue::from_bytes(value)
+            .map_err(|_| ResponseError::InvalidHeaderValue(name.as_str().to_string()))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
 /// How the body of a streamed response is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StreamFraming {
@@ -267,6 +361,8 @@ pub struct Response {
     draining: Arc<AtomicBool>,
     state: State,
     notice: Option<WrittenNotice>,
+    /// An HTTP/2 stream: heads travel structured and the body as DATA.
+    h2: bool,
 }
 
 fn body_allowed(status: u16) -> bool {
@@ -289,7 +385,41 @@ impl Response {
             draining,
             state: State::Pending,
             notice: None,
+            h2: false,
         }
+    }
+
+    /// The response of an HTTP/2 stream.
+    pub(crate) fn new_h2(
+        tx: mpsc::Sender<ResponseMsg>,
+        head_request: bool,
+        draining: Arc<AtomicBool>,
+    ) -> Self {
+        let mut response = Response::new(tx, head_request, Version::Http11, true, draining);
+        response.h2 = true;
+        response
+    }
+
+    /// Whether this answers an HTTP/2 stream (no hijack, no early hints).
+    pub fn is_h2(&self) -> bool {
+        self.h2
+    }
+
+    /// An HTTP/2 head with the server's date and, when known, the content-length.
+    fn h2_head(
+        &self,
+        head: &HeadBuilder,
+        length: Option<u64>,
+    ) -> Result<Box<http::Response<()>>, ResponseError> {
+        let mut response = head.to_h2()?;
+        let headers = response.headers_mut();
+        if let Some(len) = length {
+            headers.insert(http::header::CONTENT_LENGTH, content_length_value(len));
+        }
+        if !head.has_date {
+            headers.insert(http::header::DATE, date_value());
+        }
+        Ok(Box::new(response))
     }
 
     pub fn is_head_request(&self) -> bool {
@@ -334,8 +464,27 @@ impl Response {
         if self.state != State::Pending {
             return Err(ResponseError::AlreadyStarted);
         }
-        let keep_alive = self.keep_alive_for(&head);
         let with_body = body_allowed(head.status);
+        if self.h2 {
+            let len = match (self.head_request, head.content_length) {
+                (true, Some(declared)) => declared,
+                _ => body_len,
+            };
+            let head = self.h2_head(&head, with_body.then_some(len))?;
+            let mut body = Vec::new();
+            if with_body && !self.head_request && body_len > 0 {
+                body.reserve(body_len as usize);
+                fill(&mut body);
+            }
+            self.state = State::Done;
+            return Ok(ResponseMsg::Head2 {
+                head,
+                body,
+                end: true,
+                notice: self.notice.take(),
+            });
+        }
+        let keep_alive = self.keep_alive_for(&head);
         if with_body {
             // A HEAD response reports the length a GET would have had; the app may know it.
             let len = match (self.head_request, head.content_length) {
@@ -366,6 +515,26 @@ impl Response {
     ) -> Result<ResponseMsg, ResponseError> {
         if self.state != State::Pending {
             return Err(ResponseError::AlreadyStarted);
+        }
+        if self.h2 {
+            let allowed = body_allowed(head.status);
+            let framing = match head.content_length {
+                _ if !allowed || self.head_request => StreamFraming::NoBody,
+                Some(len) => StreamFraming::Length { remaining: len },
+                None => StreamFraming::Chunked,
+            };
+            let length = head.content_length.filter(|_| allowed);
+            let head = self.h2_head(&head, length)?;
+            self.state = State::Streaming {
+                framing,
+                keep_alive: true,
+            };
+            return Ok(ResponseMsg::Head2 {
+                head,
+                body: Vec::new(),
+                end: false,
+                notice: None,
+            });
         }
         let mut keep_alive = self.keep_alive_for(&head);
         let framing = if !body_allowed(head.status) {
@@ -410,6 +579,8 @@ impl Response {
         }
         match framing {
             StreamFraming::NoBody => Ok(None),
+            // HTTP/2 DATA frames carry the bytes as they are.
+            StreamFraming::Chunked if self.h2 => Ok(Some(ResponseMsg::Bytes(data.to_vec()))),
             StreamFraming::Chunked => {
                 let mut out = Vec::with_capacity(data.len() + 16);
                 write_chunk(&mut out, data);
@@ -444,7 +615,7 @@ impl Response {
         self.state = State::Done;
         let notice = self.notice.take();
         Ok(match framing {
-            StreamFraming::Chunked => ResponseMsg::Final {
+            StreamFraming::Chunked if !self.h2 => ResponseMsg::Final {
                 bytes: LAST_CHUNK.to_vec(),
                 close: !keep_alive,
                 notice,
@@ -465,6 +636,52 @@ impl Response {
         })
     }
 
+    /// Ends a streamed response with trailer fields: trailing HEADERS on HTTP/2, the trailer
+    /// section of a chunked HTTP/1.1 body. Where trailers cannot be sent (a declared length,
+    /// HTTP/1.0, no body) they are dropped and the response ends as with
+    /// [`Response::encode_end`].
+    pub fn encode_end_with_trailers(
+        &mut self,
+        trailers: http::HeaderMap,
+    ) -> Result<ResponseMsg, ResponseError> {
+        let State::Streaming {
+            framing,
+            keep_alive,
+        } = self.state
+        else {
+            return Err(ResponseError::NotStreaming);
+        };
+        let can_trail = match framing {
+            StreamFraming::Chunked => true,
+            StreamFraming::Length { remaining: 0 } => self.h2,
+            _ => false,
+        };
+        if !can_trail || trailers.is_empty() {
+            return self.encode_end();
+        }
+        self.state = State::Done;
+        let notice = self.notice.take();
+        if self.h2 {
+            return Ok(ResponseMsg::Trailers {
+                trailers: Box::new(trailers),
+                notice,
+            });
+        }
+        let mut bytes = b"0\r\n".to_vec();
+        for (name, value) in &trailers {
+            bytes.extend_from_slice(name.as_str().as_bytes());
+            bytes.extend_from_slice(b": ");
+            bytes.extend_from_slice(value.as_bytes());
+            bytes.extend_from_slice(b"\r\n");
+        }
+        bytes.extend_from_slice(b"\r\n");
+        Ok(ResponseMsg::Final {
+            bytes,
+            close: !keep_alive,
+            notice,
+        })
+    }
+
     /// Answers with a response built in advance (a static route observed by request hooks).
     pub fn encode_static(
         &mut self,
@@ -473,6 +690,20 @@ impl Response {
     ) -> Result<ResponseMsg, ResponseError> {
         if self.state != State::Pending {
             return Err(ResponseError::AlreadyStarted);
+        }
+        if self.h2 {
+            let head_only = head_only || self.head_request;
+            self.state = State::Done;
+            return Ok(ResponseMsg::Head2 {
+                head: Box::new(response.h2_response()),
+                body: if head_only {
+                    Vec::new()
+                } else {
+                    response.body().to_vec()
+                },
+                end: true,
+                notice: self.notice.take(),
+            });
         }
         let keep_alive = self.keep_alive && !self.draining.load(Ordering::Relaxed);
         let mut bytes = Vec::new();
@@ -507,6 +738,19 @@ impl Response {
         len: u64,
     ) -> Result<ResponseMsg, ResponseError> {
         let sends_body = body_allowed(head.status) && !self.head_request && len > 0;
+        if self.h2 && sends_body {
+            if self.state != State::Pending {
+                return Err(ResponseError::AlreadyStarted);
+            }
+            let head = self.h2_head(&head, Some(len))?;
+            self.state = State::Done;
+            return Ok(ResponseMsg::File2 {
+                head,
+                file,
+                len,
+                notice: self.notice.take(),
+            });
+        }
         // The head is that of a full response of `len` bytes; only the body travels apart.
         match self.encode_full(head, len, |_| {})? {
             ResponseMsg::Final {
@@ -527,7 +771,8 @@ impl Response {
     /// An informational (1xx) response sent ahead of the real one, e.g. 103 Early Hints.
     /// `None` when the client cannot receive one (HTTP/1.0) or the response has started.
     pub fn encode_informational(&self, head: HeadBuilder) -> Option<ResponseMsg> {
-        if self.state != State::Pending || self.version != Version::Http11 {
+        // Interim responses are not sent on HTTP/2 streams (documented in docs/HTTP2.md).
+        if self.state != State::Pending || self.version != Version::Http11 || self.h2 {
             return None;
         }
         let mut buf = head.buf;
@@ -542,6 +787,9 @@ impl Response {
         &mut self,
         mut head: HeadBuilder,
     ) -> Result<ResponseMsg, ResponseError> {
+        if self.h2 {
+            return Err(ResponseError::NoHijackOnHttp2);
+        }
         if self.state != State::Pending {
             return Err(ResponseError::AlreadyStarted);
         }
@@ -567,6 +815,9 @@ impl Response {
     pub fn hijack(
         &mut self,
     ) -> Result<(ResponseMsg, std::sync::mpsc::Receiver<Hijacked>), ResponseError> {
+        if self.h2 {
+            return Err(ResponseError::NoHijackOnHttp2);
+        }
         if !matches!(self.state, State::Pending | State::Upgraded) {
             return Err(ResponseError::AlreadyStarted);
         }
@@ -697,6 +948,11 @@ mod tests {
             }
             ResponseMsg::Hijack(_) => "<hijack>".into(),
             ResponseMsg::Abort => "<abort>".into(),
+            ResponseMsg::Head2 { head, body, .. } => {
+                format!("{:?} {}", head, String::from_utf8_lossy(body))
+            }
+            ResponseMsg::File2 { len, .. } => format!("<h2 file {len}>"),
+            ResponseMsg::Trailers { trailers, .. } => format!("<trailers {trailers:?}>"),
         }
     }
 

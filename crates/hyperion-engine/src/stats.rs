@@ -17,6 +17,18 @@ pub struct Stats {
     pub dispatch_static: AtomicU64,
     pub dispatch_handler: AtomicU64,
     pub dispatch_page_cache: AtomicU64,
+    /// HTTP/2 connections served (h2c prior knowledge or handed over after ALPN).
+    pub h2_connections: AtomicU64,
+    /// HTTP/2 streams accepted (requests).
+    pub h2_streams: AtomicU64,
+    /// Streams refused with REFUSED_STREAM because `max_total_streams` were open.
+    pub h2_streams_refused: AtomicU64,
+    /// RST_STREAM frames received from clients.
+    pub h2_streams_reset: AtomicU64,
+    /// Connections ended by a protocol error (GOAWAY sent or received with an error code).
+    pub h2_protocol_errors: AtomicU64,
+    /// Connections closed by an abuse defence (rapid reset, CONTINUATION, SETTINGS or PING flood): GOAWAY ENHANCE_YOUR_CALM.
+    pub h2_abuse: AtomicU64,
     /// Every rejected request (parse errors, timeouts, 503s) by reason. Rare, so a lock is
     /// fine.
     pub by_reason: Mutex<BTreeMap<&'static str, u64>>,
@@ -34,6 +46,12 @@ pub struct StatsSnapshot {
     pub dispatch_static: u64,
     pub dispatch_handler: u64,
     pub dispatch_page_cache: u64,
+    pub h2_connections: u64,
+    pub h2_streams: u64,
+    pub h2_streams_refused: u64,
+    pub h2_streams_reset: u64,
+    pub h2_protocol_errors: u64,
+    pub h2_abuse: u64,
 }
 
 impl Stats {
@@ -60,6 +78,12 @@ impl Stats {
             dispatch_static: get(&self.dispatch_static),
             dispatch_handler: get(&self.dispatch_handler),
             dispatch_page_cache: get(&self.dispatch_page_cache),
+            h2_connections: get(&self.h2_connections),
+            h2_streams: get(&self.h2_streams),
+            h2_streams_refused: get(&self.h2_streams_refused),
+            h2_streams_reset: get(&self.h2_streams_reset),
+            h2_protocol_errors: get(&self.h2_protocol_errors),
+            h2_abuse: get(&self.h2_abuse),
         }
     }
 }

@@ -113,6 +113,8 @@ pub(super) enum End {
     Close,
     /// Hand the socket to the application.
     Hijack(SyncSender<Hijacked>),
+    /// The connection began with the HTTP/2 preface: hand it to the engine's HTTP/2 runtime.
+    Http2,
 }
 
 /// The multishot receive.
@@ -148,6 +150,8 @@ pub(super) struct Conn {
     /// `op`'s deadline passed and it is being cancelled.
     expired: bool,
     ending: Option<End>,
+    /// No request has been read yet: the first bytes may be the HTTP/2 preface.
+    fresh: bool,
 }
 
 impl Conn {
@@ -169,7 +173,16 @@ impl Conn {
             deadline: None,
             expired: false,
             ending: None,
+            fresh: true,
         }
+    }
+
+    pub(super) fn peer(&self) -> Peer {
+        self.peer
+    }
+
+    pub(super) fn listener(&self) -> &Arc<ListenerInfo> {
+        &self.listener
     }
 
     /// What the timer sweep watches: the deadline of the wait for bytes (`None` kind) or of
@@ -416,6 +429,13 @@ impl Conn {
                 self.state = State::Head {
                     started: Some(started),
                 };
+                if self.fresh && config.h2.h2c {
+                    match crate::h2::preface_state(&self.buf) {
+                        Some(true) => return Step::End(End::Http2),
+                        Some(false) => return Step::Read(started + config.request_read_timeout),
+                        None => {}
+                    }
+                }
                 match parse_request_head(&self.buf, &config.limits) {
                     Ok(HeadStatus::Complete { head, len }) => self.begin_body(io, head, len),
                     Ok(HeadStatus::Partial) => {
@@ -482,6 +502,7 @@ impl Conn {
                             head_bytes,
                             body,
                             trailers,
+                            protocol: crate::exchange::Protocol::Http1,
                         },
                     ),
                     Err(e) => self.linger_after(internal_error_response(&io.shared, e)),
@@ -559,6 +580,7 @@ impl Conn {
 
     /// A complete head: answer `100 Continue` when asked and read the body.
     fn begin_body(&mut self, io: &mut Io, head: RequestHead, head_len: usize) {
+        self.fresh = false;
         let head_bytes = self.buf.split_to(head_len).freeze();
         let config = &io.shared.config;
         let expect_continue = head.expect_continue && head.version == Version::Http11;
@@ -571,6 +593,7 @@ impl Conn {
                     head_bytes,
                     body,
                     trailers: Vec::new(),
+                    protocol: crate::exchange::Protocol::Http1,
                 };
                 return self.dispatch(io, request);
             }
