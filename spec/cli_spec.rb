@@ -35,7 +35,10 @@ RSpec.describe Hyperion::CLI do
                    '--max-pending', '8', '--max-in-memory-body-bytes', '64',
                    '--preload-static', 'public', '--preload-static', 'assets', '--no-preload-app',
                    '--worker-model', 'share', '--worker-max-rss-mb', '256', '--worker-check-interval', '2',
-                   '--worker-boot-timeout', '20', '--io-uring', 'on', 'app.ru').parse
+                   '--worker-boot-timeout', '20', '--io-uring', 'on', '--no-h2c',
+                   '--h2-max-concurrent-streams', '10', '--h2-initial-window-size', '65535',
+                   '--h2-max-frame-size', '32768', '--h2-max-header-list-size', '8192',
+                   '--h2-max-total-streams', 'unbounded', 'app.ru').parse
       expect(config.to_h).to eq(
         bind: '0.0.0.0', port: 3000, threads: 0, workers: 1, environment: 'production', rackup: 'app.ru',
         idle_keepalive: 2.5, graceful_timeout: 10, log_level: :debug, max_body_bytes: 1024, max_header_bytes: 2048,
@@ -43,7 +46,9 @@ RSpec.describe Hyperion::CLI do
         max_in_memory_body_bytes: 64,
         preload_static: [{ dir: 'public', immutable: true }, { dir: 'assets', immutable: true }],
         preload_app: false, worker_model: :share, worker_max_rss_mb: 256, worker_check_interval: 2,
-        worker_boot_timeout: 20, io_uring: :on
+        worker_boot_timeout: 20, io_uring: :on, h2c: false, h2_max_concurrent_streams: 10,
+        h2_initial_window_size: 65_535, h2_max_frame_size: 32_768, h2_max_header_list_size: 8192,
+        h2_max_total_streams: :unbounded
       )
       expect(config.to_h.keys.map { |name| config.source(name) }.uniq).to eq([:cli])
     end
