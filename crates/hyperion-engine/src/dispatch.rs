@@ -118,6 +118,31 @@ pub(crate) enum Dispatched {
     Refused { bytes: Vec<u8>, keep: bool },
 }
 
+/// A static route or page-cache hit the connection can answer itself (no request hooks to
+/// run): counts the request as `dispatch` would and returns the response, with whether only
+/// its head is wanted. `None` leaves the request to [`dispatch`], uncounted.
+pub(crate) fn static_hit(
+    shared: &Shared,
+    method: &[u8],
+    path: &[u8],
+) -> Option<(Arc<StaticResponse>, bool)> {
+    let routes = &shared.config.routes;
+    if routes.is_empty() || routes.is_observed() {
+        return None;
+    }
+    let hit = routes.lookup(method, path)?;
+    let Route::Static(route) = hit.route else {
+        return None;
+    };
+    bump(&shared.stats.requests_total);
+    bump(if route.page_cache {
+        &shared.stats.dispatch_page_cache
+    } else {
+        &shared.stats.dispatch_static
+    });
+    Some((route.current(), hit.head_only))
+}
+
 /// Counts the request, answers it from the route table when it can, and otherwise pushes it
 /// on the exchange queue.
 pub(crate) fn dispatch(

@@ -25,10 +25,10 @@ use bytes::Bytes;
 use hyperion_http::{parse_request_head, HeadStatus};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, Notify};
-use tokio::time::{sleep_until, timeout};
+use tokio::time::timeout;
 
 use crate::body::{BodyBuffer, SPILL_CHUNK};
-use crate::dispatch::{dispatch, rejected, Dispatched, Request};
+use crate::dispatch::{dispatch, rejected, static_hit, Dispatched, Request};
 use crate::engine::{Phase, Shared};
 use crate::exchange::{Body, ListenerInfo, Peer, Protocol};
 use crate::response::{date_value, ResponseMsg};
@@ -200,34 +200,63 @@ pub(crate) async fn serve<S>(
     let mut phase = shared.phase.subscribe();
     let mut draining = false;
     let idle = shared.config.idle_keepalive;
-    let mut idle_at = tokio::time::Instant::now() + idle;
+    let mut last_stream = tokio::time::Instant::now();
+    let idle_timer = tokio::time::sleep(idle);
+    tokio::pin!(idle_timer);
+    let tripped = tripped.notified();
+    tokio::pin!(tripped);
+    // Static answers wait here while more streams are taken in, so a burst of requests is
+    // answered in one write rather than one write per stream.
+    let mut inline: Vec<Inline> = Vec::new();
     loop {
         if !draining && *phase.borrow_and_update() != Phase::Running {
             draining = true;
             conn.graceful_shutdown();
         }
         tokio::select! {
-            next = conn.accept() => match next {
-                Some(Ok((request, respond))) => {
-                    idle_at = tokio::time::Instant::now() + idle;
-                    on_stream(&shared, request, respond, peer, &listener);
+            next = conn.accept() => {
+                let mut next = Poll::Ready(next);
+                let mut closed = false;
+                while let Poll::Ready(item) = next {
+                    match item {
+                        Some(Ok((request, respond))) => {
+                            on_stream(&shared, request, respond, peer, &listener, &mut inline);
+                        }
+                        Some(Err(e)) => {
+                            count_error(&shared, &e);
+                            closed = true;
+                            break;
+                        }
+                        None => {
+                            closed = true;
+                            break;
+                        }
+                    }
+                    next = poll_fn(|cx| Poll::Ready(conn.poll_accept(cx))).await;
                 }
-                Some(Err(e)) => {
-                    count_error(&shared, &e);
+                last_stream = tokio::time::Instant::now();
+                for Inline { mut respond, response, head_only } in inline.drain(..) {
+                    send_static(&mut respond, &response, head_only);
+                }
+                if closed {
+                    // Whatever was queued still goes out before the socket closes.
+                    let _ = timeout(GOAWAY_FLUSH, poll_fn(|cx| conn.poll_closed(cx))).await;
                     break;
                 }
-                None => break,
-            },
+            }
             _ = phase.changed(), if !draining => {}
-            _ = sleep_until(idle_at), if !draining => {
+            _ = &mut idle_timer, if !draining => {
+                let now = tokio::time::Instant::now();
                 if conn.has_streams() {
-                    idle_at = tokio::time::Instant::now() + idle;
+                    idle_timer.as_mut().reset(now + idle);
+                } else if last_stream + idle > now {
+                    idle_timer.as_mut().reset(last_stream + idle);
                 } else {
                     draining = true;
                     conn.graceful_shutdown();
                 }
             }
-            _ = tripped.notified() => {
+            _ = &mut tripped => {
                 bump(&shared.stats.h2_abuse);
                 conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
                 let _ = timeout(GOAWAY_FLUSH, poll_fn(|cx| conn.poll_closed(cx))).await;
@@ -235,6 +264,13 @@ pub(crate) async fn serve<S>(
             }
         }
     }
+}
+
+/// A static answer held back until the streams already received are taken in.
+struct Inline {
+    respond: SendResponse<Bytes>,
+    response: Arc<StaticResponse>,
+    head_only: bool,
 }
 
 fn count_error(shared: &Shared, e: &::h2::Error) {
@@ -272,14 +308,29 @@ fn on_stream(
     mut respond: SendResponse<Bytes>,
     peer: Peer,
     listener: &Arc<ListenerInfo>,
+    inline: &mut Vec<Inline>,
 ) {
     bump(&shared.stats.h2_streams);
+    let (parts, recv) = request.into_parts();
+    if recv.is_end_stream() {
+        let path = parts.uri.path();
+        let path = if path.is_empty() { "/" } else { path };
+        if let Some((response, head_only)) =
+            static_hit(shared, parts.method.as_str().as_bytes(), path.as_bytes())
+        {
+            inline.push(Inline {
+                respond,
+                response,
+                head_only,
+            });
+            return;
+        }
+    }
     let Some(slot) = StreamSlot::take(shared) else {
         bump(&shared.stats.h2_streams_refused);
         respond.send_reset(Reason::REFUSED_STREAM);
         return;
     };
-    let (parts, recv) = request.into_parts();
     let https = parts.uri.scheme_str() == Some("https");
     let head_bytes = Bytes::from(http1_head(&parts));
     let head = match parse_request_head(&head_bytes, &shared.config.limits) {

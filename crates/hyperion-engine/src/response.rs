@@ -302,10 +302,29 @@ fn is_connection_specific(name: &[u8], value: &[u8]) -> bool {
         || (name.eq_ignore_ascii_case(b"te") && !value.eq_ignore_ascii_case(b"trailers"))
 }
 
-/// The cached date as a header value (HTTP/2 responses).
+/// The current date as a header value (HTTP/2 responses), made at most once per second per
+/// thread; a clone shares its bytes.
 pub(crate) fn date_value() -> http::HeaderValue {
-    http::HeaderValue::from_bytes(&hyperion_http::http_date())
-        .unwrap_or_else(|_| http::HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"))
+    thread_local! {
+        static DATE: std::cell::RefCell<Option<([u8; 29], http::HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let now = hyperion_http::http_date();
+    DATE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        match &*cached {
+            Some((date, value)) if *date == now => value.clone(),
+            _ => {
+                let value =
+                    http::HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(&now))
+                        .unwrap_or_else(|_| {
+                            http::HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT")
+                        });
+                *cached = Some((now, value.clone()));
+                value
+            }
+        }
+    })
 }
 
 fn content_length_value(len: u64) -> http::HeaderValue {
