@@ -46,6 +46,8 @@ both_loops!(
     graceful_stop_sends_goaway_and_finishes_in_flight_streams,
     oversized_header_lists_are_answered_431,
     request_bodies_over_max_body_bytes_get_413,
+    rapid_reset_ends_the_connection_with_enhance_your_calm,
+    continuation_and_ping_floods_end_the_connection,
 );
 
 fn io_uring_available() -> bool {
@@ -542,6 +544,156 @@ fn request_bodies_over_max_body_bytes_get_413(mode: IoUring) {
             .unwrap();
         let response = response.await.unwrap();
         assert_eq!(response.status(), 413);
+        let (parts, _, _) = exchange(&mut client, request("GET", "/"), None)
+            .await
+            .unwrap();
+        assert_eq!(parts.status, 200);
+    });
+}
+
+/// Raw frames, for clients that misbehave on purpose.
+mod raw {
+    use std::io::{Read, Write};
+
+    pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    pub const HEADERS: u8 = 0x1;
+    pub const RST_STREAM: u8 = 0x3;
+    pub const SETTINGS: u8 = 0x4;
+    pub const PING: u8 = 0x6;
+    pub const GOAWAY: u8 = 0x7;
+    pub const CONTINUATION: u8 = 0x9;
+    pub const END_STREAM: u8 = 0x1;
+    pub const END_HEADERS: u8 = 0x4;
+    /// `GET / http`, authority "x": static-table indexes and one literal.
+    pub const GET_BLOCK: &[u8] = &[0x82, 0x86, 0x84, 0x41, 0x01, b'x'];
+
+    pub fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
+        let len = payload.len() as u32;
+        out.extend_from_slice(&len.to_be_bytes()[1..]);
+        out.push(kind);
+        out.push(flags);
+        out.extend_from_slice(&stream.to_be_bytes());
+        out.extend_from_slice(payload);
+    }
+
+    pub fn connect(port: u16) -> std::net::TcpStream {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut hello = PREFACE.to_vec();
+        frame(&mut hello, SETTINGS, 0, 0, &[]);
+        s.write_all(&hello).unwrap();
+        s
+    }
+
+    /// Writes `bytes` (ignoring a reset: the server may close mid-way), then reads frames
+    /// until GOAWAY (its error code) or the end of the connection (`None`).
+    pub fn send_until_goaway(s: &mut std::net::TcpStream, bytes: &[u8]) -> Option<u32> {
+        let _ = s.write_all(bytes);
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 16384];
+        loop {
+            while buf.len() >= 9 {
+                let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
+                if buf.len() < 9 + len {
+                    break;
+                }
+                if buf[3] == GOAWAY {
+                    let p = &buf[9..9 + len];
+                    return Some(u32::from_be_bytes([p[4], p[5], p[6], p[7]]));
+                }
+                buf.drain(..9 + len);
+            }
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
+
+const ENHANCE_YOUR_CALM: u32 = 0xb;
+
+/// Polls `f` until it gives a value (a generous ceiling, not a timing assertion); the last
+/// attempt's panic message says what was never reached.
+fn eventually<T>(f: impl Fn() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = f() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not met in time"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn rapid_reset_ends_the_connection_with_enhance_your_calm(mode: IoUring) {
+    let handler: Handler = Arc::new(|ex| respond(ex, 200, b"ok"));
+    let (engine, port) = start(config(mode), 1, handler);
+    let mut s = raw::connect(port);
+    let mut bytes = Vec::new();
+    for i in 0..2000u32 {
+        let stream = 1 + 2 * i;
+        raw::frame(
+            &mut bytes,
+            raw::HEADERS,
+            raw::END_STREAM | raw::END_HEADERS,
+            stream,
+            raw::GET_BLOCK,
+        );
+        raw::frame(&mut bytes, raw::RST_STREAM, 0, stream, &8u32.to_be_bytes());
+    }
+    assert_eq!(
+        raw::send_until_goaway(&mut s, &bytes),
+        Some(ENHANCE_YOUR_CALM)
+    );
+    // The connection task counts the abuse once the GOAWAY is out: wait for it.
+    let stats = eventually(|| Some(engine.stats()).filter(|s| s.h2_abuse >= 1));
+    assert!(stats.h2_abuse >= 1, "{stats:?}");
+    assert!(stats.h2_streams_reset >= 1, "{stats:?}");
+    // Far fewer than the 2000 streams reached the application.
+    assert!(stats.requests_total < 2000, "{stats:?}");
+}
+
+fn continuation_and_ping_floods_end_the_connection(mode: IoUring) {
+    let handler: Handler = Arc::new(|ex| respond(ex, 200, b"ok"));
+    let (engine, port) = start(config(mode), 1, handler);
+
+    let mut s = raw::connect(port);
+    let mut bytes = Vec::new();
+    raw::frame(
+        &mut bytes,
+        raw::HEADERS,
+        raw::END_STREAM,
+        1,
+        &raw::GET_BLOCK[..2],
+    );
+    for _ in 0..1000 {
+        raw::frame(&mut bytes, raw::CONTINUATION, 0, 1, &[]);
+    }
+    assert_eq!(
+        raw::send_until_goaway(&mut s, &bytes),
+        Some(ENHANCE_YOUR_CALM)
+    );
+
+    let mut s = raw::connect(port);
+    let mut bytes = Vec::new();
+    for _ in 0..1000 {
+        raw::frame(&mut bytes, raw::PING, 0, 0, b"pingpong");
+    }
+    assert_eq!(
+        raw::send_until_goaway(&mut s, &bytes),
+        Some(ENHANCE_YOUR_CALM)
+    );
+    let stats = eventually(|| Some(engine.stats()).filter(|s| s.h2_abuse >= 2));
+    assert_eq!(stats.h2_abuse, 2);
+
+    // Other connections are served as before.
+    runtime().block_on(async {
+        let mut client = connect(port, None).await;
         let (parts, _, _) = exchange(&mut client, request("GET", "/"), None)
             .await
             .unwrap();
