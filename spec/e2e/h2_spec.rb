@@ -71,6 +71,13 @@ RSpec.describe 'HTTP/2 (h2c prior knowledge)' do
     expect(out.index('x-checksum: abc123', data_at)).not_to be_nil
   end
 
+  it 'sends the same body trailers as a chunked trailer section over HTTP/1.1' do
+    data = raw_request(port, "GET /trailers HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nConnection: close\r\n\r\n",
+                       until_pattern: /0\r\n.*\r\n\r\n\z/m)
+    expect(data).to include("transfer-encoding: chunked\r\n")
+    expect(data).to end_with("0\r\nx-checksum: abc123\r\n\r\n")
+  end
+
   it 'runs rack.response_finished callbacks' do
     expect(curl("#{base}/finished")).to eq('finished')
     eventually { @server.log.include?('response finished callback ran') }

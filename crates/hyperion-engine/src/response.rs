@@ -1170,6 +1170,93 @@ mod tests {
         assert!(text(&msg).contains("connection: keep-alive\r\n"));
     }
 
+    fn h2_response(head_request: bool) -> (Response, mpsc::Receiver<ResponseMsg>) {
+        let (tx, rx) = mpsc::channel(8);
+        (
+            Response::new_h2(tx, head_request, Arc::new(AtomicBool::new(false))),
+            rx,
+        )
+    }
+
+    #[test]
+    fn h2_heads_are_structured_without_connection_specific_headers() {
+        let (mut r, _rx) = h2_response(false);
+        let mut head = HeadBuilder::new(201, 0).unwrap();
+        head.header(b"Content-Type", b"text/plain").unwrap();
+        head.header(b"connection", b"close").unwrap();
+        head.header(b"keep-alive", b"timeout=5").unwrap();
+        head.header(b"transfer-encoding", b"chunked").unwrap();
+        head.header(b"upgrade", b"websocket").unwrap();
+        head.header(b"te", b"gzip").unwrap();
+        head.header(b"set-cookie", b"a=1").unwrap();
+        head.header(b"set-cookie", b"b=2").unwrap();
+        let ResponseMsg::Head2 {
+            head, body, end, ..
+        } = r
+            .encode_full(head, 2, |b| b.extend_from_slice(b"ok"))
+            .unwrap()
+        else {
+            panic!("not an HTTP/2 head");
+        };
+        assert!(end);
+        assert_eq!(body, b"ok");
+        assert_eq!(head.status(), 201);
+        let h = head.headers();
+        assert_eq!(h["content-type"], "text/plain");
+        assert_eq!(h["content-length"], "2");
+        assert!(h.contains_key("date"));
+        assert_eq!(h.get_all("set-cookie").iter().count(), 2);
+        for gone in [
+            "connection",
+            "keep-alive",
+            "transfer-encoding",
+            "upgrade",
+            "te",
+        ] {
+            assert!(!h.contains_key(gone), "{gone}");
+        }
+    }
+
+    #[test]
+    fn h2_streams_send_raw_data_and_end_with_trailers() {
+        let (mut r, _rx) = h2_response(false);
+        let msg = r
+            .encode_stream_head(HeadBuilder::new(200, 0).unwrap())
+            .unwrap();
+        assert!(matches!(msg, ResponseMsg::Head2 { end: false, .. }));
+        assert_eq!(text(&r.encode_chunk(b"abc").unwrap().unwrap()), "abc");
+        let trailers = trailer_map(&[(b"grpc-status".to_vec(), b"0".to_vec())]).unwrap();
+        let ResponseMsg::Trailers { trailers, .. } = r.encode_end_with_trailers(trailers).unwrap()
+        else {
+            panic!("no trailers");
+        };
+        assert_eq!(trailers["grpc-status"], "0");
+        // No hijack and no early hints on a stream.
+        let (mut r, _rx) = h2_response(false);
+        assert!(r
+            .encode_informational(HeadBuilder::new(103, 0).unwrap())
+            .is_none());
+        assert_eq!(r.hijack().err(), Some(ResponseError::NoHijackOnHttp2));
+    }
+
+    #[test]
+    fn http11_chunked_responses_end_with_a_trailer_section() {
+        let (mut r, _rx) = response(Version::Http11, false, true);
+        r.encode_stream_head(HeadBuilder::new(200, 0).unwrap())
+            .unwrap();
+        let trailers = trailer_map(&[(b"x-sum".to_vec(), b"42".to_vec())]).unwrap();
+        let end = r.encode_end_with_trailers(trailers).unwrap();
+        assert_eq!(text(&end), "0\r\nx-sum: 42\r\n\r\n");
+        // Under a declared length there is no trailer section: the plain end.
+        let (mut r, _rx) = response(Version::Http11, false, true);
+        let mut head = HeadBuilder::new(200, 0).unwrap();
+        head.header(b"content-length", b"0").unwrap();
+        r.encode_stream_head(head).unwrap();
+        let trailers = trailer_map(&[(b"x-sum".to_vec(), b"42".to_vec())]).unwrap();
+        assert_eq!(text(&r.encode_end_with_trailers(trailers).unwrap()), "");
+        assert!(trailer_map(&[(b"x".to_vec(), b"a\r\nb".to_vec())]).is_err());
+    }
+
     #[test]
     fn dropping_an_unanswered_response_aborts_the_connection() {
         let (r, mut rx) = response(Version::Http11, false, true);
