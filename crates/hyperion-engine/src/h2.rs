@@ -543,8 +543,9 @@ fn send_simple(respond: &mut SendResponse<Bytes>, status: u16, extra: &[(&'stati
 enum Stop {
     /// The client reset the stream or the connection is gone.
     Gone,
-    /// No progress for `write_timeout`.
-    Stalled,
+    /// No progress for `write_timeout`, or the body cannot be completed (a file shrank); the
+    /// stream was reset.
+    Failed,
 }
 
 /// Writes the response messages of one exchange: HEADERS, DATA as flow control allows (the
@@ -578,7 +579,7 @@ async fn write_stream(
                 Ok(mut stream) => send_file(&mut stream, file, len, write_timeout).await,
                 Err(_) => Err(Stop::Gone),
             };
-            finished(shared, notice, sent);
+            finished(notice, sent);
             return;
         }
         // Nothing else may come first; a dropped exchange (Abort, or no message) fails the
@@ -592,21 +593,21 @@ async fn write_stream(
     let mut stream = match respond.send_response(*head, only_head) {
         Ok(stream) => stream,
         Err(_) => {
-            finished(shared, notice, Err(Stop::Gone));
+            finished(notice, Err(Stop::Gone));
             return;
         }
     };
     if only_head {
-        finished(shared, notice, Ok(()));
+        finished(notice, Ok(()));
         return;
     }
     if !body.is_empty() || end {
         if let Err(stop) = send_data(&mut stream, Bytes::from(body), end, write_timeout).await {
-            finished(shared, notice, Err(stop));
+            finished(notice, Err(stop));
             return;
         }
         if end {
-            finished(shared, notice, Ok(()));
+            finished(notice, Ok(()));
             return;
         }
     }
@@ -614,7 +615,7 @@ async fn write_stream(
         let msg = tokio::select! {
             msg = rx.recv() => msg,
             _ = poll_fn(|cx| stream.poll_reset(cx)) => {
-                finished(shared, notice.take(), Err(Stop::Gone));
+                finished(notice.take(), Err(Stop::Gone));
                 return;
             }
         };
@@ -645,18 +646,14 @@ async fn write_stream(
                 return;
             }
         };
-        finished(shared, notice, result);
+        finished(notice, result);
         return;
     }
 }
 
 /// Tells a waiting application thread whether its response was handed to the connection
 /// whole (`rack.response_finished`).
-fn finished(
-    _shared: &Shared,
-    notice: Option<crate::response::WrittenNotice>,
-    result: Result<(), Stop>,
-) {
+fn finished(notice: Option<crate::response::WrittenNotice>, result: Result<(), Stop>) {
     if let Some(notice) = notice {
         notice.done(result.is_ok());
     }
@@ -686,7 +683,7 @@ async fn send_data(
             match timeout(left, poll_fn(|cx| stream.poll_capacity(cx))).await {
                 Err(_) => {
                     stream.send_reset(Reason::CANCEL);
-                    return Err(Stop::Stalled);
+                    return Err(Stop::Failed);
                 }
                 Ok(None) | Ok(Some(Err(_))) => return Err(Stop::Gone),
                 Ok(Some(Ok(n))) => capacity = n,
@@ -717,7 +714,7 @@ async fn send_file(
             Ok(0) | Err(_) => {
                 // The file shrank after its length was announced: the stream cannot end well.
                 stream.send_reset(Reason::INTERNAL_ERROR);
-                return Err(Stop::Stalled);
+                return Err(Stop::Failed);
             }
             Ok(n) => n,
         };
