@@ -81,9 +81,10 @@ pub(crate) fn append(msg: ResponseMsg, out: &mut Vec<u8>) -> BatchEnd {
         ResponseMsg::Hijack(tx) => return BatchEnd::Hijack(tx),
         ResponseMsg::Abort => return BatchEnd::Abort,
         // Only an HTTP/2 stream's response makes these.
-        ResponseMsg::Head2 { .. } | ResponseMsg::File2 { .. } | ResponseMsg::Trailers { .. } => {
-            return BatchEnd::Abort
-        }
+        ResponseMsg::Head2 { .. }
+        | ResponseMsg::File2 { .. }
+        | ResponseMsg::Interim(_)
+        | ResponseMsg::Trailers { .. } => return BatchEnd::Abort,
     };
     if out.is_empty() {
         *out = bytes;

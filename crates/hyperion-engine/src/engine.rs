@@ -70,6 +70,15 @@ impl Shared {
     pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
+
+    /// Wakes the io_uring loop (if it runs), e.g. so a stopping loop sees that a connection it
+    /// handed over has closed.
+    pub(crate) fn wake_io(&self) {
+        let waker = self.io_waker.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(waker) = waker.as_ref() {
+            waker.wake_by_ref();
+        }
+    }
 }
 
 /// A running server. Dropping it stops it (gracefully) and waits for the I/O thread.

@@ -49,6 +49,8 @@ const MAX_CONTROL_FRAMES_PER_SECOND: u32 = 200;
 const MAX_CONTINUATIONS: u32 = 64;
 /// Response bytes the h2 crate may buffer per stream beyond what the client can receive.
 const SEND_BUFFER: usize = 256 * 1024;
+/// While a connection drains (GOAWAY sent), how often it looks whether any stream is left.
+const DRAIN_CHECK: Duration = Duration::from_secs(1);
 /// After an abuse defence trips: how long the GOAWAY gets to leave before the socket closes.
 const GOAWAY_FLUSH: Duration = Duration::from_secs(1);
 
@@ -134,7 +136,7 @@ pub(crate) fn hand_off(
                 let std = std::os::unix::net::UnixStream::from(fd);
                 if std.set_nonblocking(true).is_ok() {
                     if let Ok(io) = tokio::net::UnixStream::from_std(std) {
-                        serve(io, prefix, peer, shared, listener).await;
+                        serve(io, prefix, peer, shared.clone(), listener).await;
                     }
                 }
             }
@@ -142,12 +144,16 @@ pub(crate) fn hand_off(
                 let std = std::net::TcpStream::from(fd);
                 if std.set_nonblocking(true).is_ok() {
                     if let Ok(io) = tokio::net::TcpStream::from_std(std) {
-                        serve(io, prefix, peer, shared, listener).await;
+                        serve(io, prefix, peer, shared.clone(), listener).await;
                     }
                 }
             }
         }
         drop(guard);
+        // A stopping ring waits for its open connections, this one included.
+        if shared.is_draining() {
+            shared.wake_io();
+        }
     });
 }
 
@@ -212,6 +218,9 @@ pub(crate) async fn serve<S>(
         if !draining && *phase.borrow_and_update() != Phase::Running {
             draining = true;
             conn.graceful_shutdown();
+            idle_timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + DRAIN_CHECK);
         }
         tokio::select! {
             next = conn.accept() => {
@@ -245,15 +254,24 @@ pub(crate) async fn serve<S>(
                 }
             }
             _ = phase.changed(), if !draining => {}
-            _ = &mut idle_timer, if !draining => {
+            _ = &mut idle_timer => {
                 let now = tokio::time::Instant::now();
-                if conn.has_streams() {
+                if draining {
+                    // GOAWAY is out; once no stream is left the connection has nothing more
+                    // to say, even if the client never acknowledges the shutdown.
+                    if !conn.has_streams() {
+                        let _ = timeout(GOAWAY_FLUSH, poll_fn(|cx| conn.poll_closed(cx))).await;
+                        break;
+                    }
+                    idle_timer.as_mut().reset(now + DRAIN_CHECK);
+                } else if conn.has_streams() {
                     idle_timer.as_mut().reset(now + idle);
                 } else if last_stream + idle > now {
                     idle_timer.as_mut().reset(last_stream + idle);
                 } else {
                     draining = true;
                     conn.graceful_shutdown();
+                    idle_timer.as_mut().reset(now + DRAIN_CHECK);
                 }
             }
             _ = &mut tripped => {
@@ -557,10 +575,19 @@ async fn write_stream(
     mut rx: mpsc::Receiver<ResponseMsg>,
 ) {
     let write_timeout = shared.config.write_timeout;
-    // Until the head is sent, a reset from the client must still end the wait.
-    let first = tokio::select! {
-        msg = rx.recv() => msg,
-        _ = poll_fn(|cx| respond.poll_reset(cx)) => return,
+    // Until the head is sent, a reset from the client must still end the wait. Informational
+    // heads (103 Early Hints) go out as they come.
+    let first = loop {
+        let msg = tokio::select! {
+            msg = rx.recv() => msg,
+            _ = poll_fn(|cx| respond.poll_reset(cx)) => return,
+        };
+        match msg {
+            Some(ResponseMsg::Interim(head)) => {
+                let _ = respond.send_informational(*head);
+            }
+            other => break other,
+        }
     };
     let (head, body, end, mut notice) = match first {
         Some(ResponseMsg::Head2 {

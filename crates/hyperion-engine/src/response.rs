@@ -55,6 +55,8 @@ pub enum ResponseMsg {
         len: u64,
         notice: Option<WrittenNotice>,
     },
+    /// HTTP/2: an informational (1xx) head, e.g. 103 Early Hints, ahead of the response.
+    Interim(Box<http::Response<()>>),
     /// The last part of a streamed response: trailer fields (HTTP/2: trailing HEADERS;
     /// HTTP/1.1 chunked: the trailer section).
     Trailers {
@@ -790,8 +792,16 @@ impl Response {
     /// An informational (1xx) response sent ahead of the real one, e.g. 103 Early Hints.
     /// `None` when the client cannot receive one (HTTP/1.0) or the response has started.
     pub fn encode_informational(&self, head: HeadBuilder) -> Option<ResponseMsg> {
-        // Interim responses are not sent on HTTP/2 streams (documented in docs/HTTP2.md).
-        if self.state != State::Pending || self.version != Version::Http11 || self.h2 {
+        if self.state != State::Pending {
+            return None;
+        }
+        if self.h2 {
+            return head
+                .to_h2()
+                .ok()
+                .map(|head| ResponseMsg::Interim(Box::new(head)));
+        }
+        if self.version != Version::Http11 {
             return None;
         }
         let mut buf = head.buf;
@@ -971,6 +981,7 @@ mod tests {
                 format!("{:?} {}", head, String::from_utf8_lossy(body))
             }
             ResponseMsg::File2 { len, .. } => format!("<h2 file {len}>"),
+            ResponseMsg::Interim(head) => format!("<interim {}>", head.status()),
             ResponseMsg::Trailers { trailers, .. } => format!("<trailers {trailers:?}>"),
         }
     }
@@ -1231,11 +1242,15 @@ mod tests {
             panic!("no trailers");
         };
         assert_eq!(trailers["grpc-status"], "0");
-        // No hijack and no early hints on a stream.
+        // Early hints travel as a structured head; a stream cannot be hijacked.
         let (mut r, _rx) = h2_response(false);
-        assert!(r
-            .encode_informational(HeadBuilder::new(103, 0).unwrap())
-            .is_none());
+        let mut hints = HeadBuilder::new(103, 0).unwrap();
+        hints.header(b"link", b"</a.css>; rel=preload").unwrap();
+        let Some(ResponseMsg::Interim(head)) = r.encode_informational(hints) else {
+            panic!("no interim head");
+        };
+        assert_eq!(head.status(), 103);
+        assert_eq!(head.headers()["link"], "</a.css>; rel=preload");
         assert_eq!(r.hijack().err(), Some(ResponseError::NoHijackOnHttp2));
     }
 

@@ -42,6 +42,7 @@ both_loops!(
     large_bodies_pass_through_a_small_flow_control_window,
     streams_past_max_total_streams_are_refused_and_the_connection_lives_on,
     streamed_responses_end_with_trailers,
+    early_hints_arrive_before_the_response,
     http11_still_works_next_to_h2c,
     graceful_stop_sends_goaway_and_finishes_in_flight_streams,
     oversized_header_lists_are_answered_431,
@@ -439,6 +440,30 @@ fn streamed_responses_end_with_trailers(mode: IoUring) {
         assert_eq!(parts.status, 200);
         assert_eq!(body, b"onetwo");
         assert_eq!(trailers.unwrap()["grpc-status"], "0");
+    });
+}
+
+fn early_hints_arrive_before_the_response(mode: IoUring) {
+    let handler: Handler = Arc::new(|ex| {
+        let mut hints = HeadBuilder::new(103, 64).unwrap();
+        hints.header(b"link", b"</a.css>; rel=preload").unwrap();
+        let msg = ex.response.encode_informational(hints).unwrap();
+        ex.response.send(msg).unwrap();
+        respond(ex, 200, b"page");
+    });
+    let (_engine, port) = start(config(mode), 1, handler);
+    runtime().block_on(async {
+        let client = connect(port, None).await;
+        let mut client = client.ready().await.unwrap();
+        let (mut response, _) = client.send_request(request("GET", "/"), true).unwrap();
+        let hints = std::future::poll_fn(|cx| response.poll_informational(cx))
+            .await
+            .expect("an informational response")
+            .unwrap();
+        assert_eq!(hints.status(), 103);
+        assert_eq!(hints.headers()["link"], "</a.css>; rel=preload");
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200);
     });
 }
 
