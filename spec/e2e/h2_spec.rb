@@ -78,6 +78,17 @@ RSpec.describe 'HTTP/2 (h2c prior knowledge)' do
     expect(data).to end_with("0\r\nx-checksum: abc123\r\n\r\n")
   end
 
+  it 'sends rack.early_hints as a 103 informational HEADERS frame before the response' do
+    out, status = Open3.capture2e('nghttp', '-v', "#{base}/hints")
+    expect(status).to be_success
+    hints = out.index(':status: 103')
+    final = out.index(':status: 200')
+    expect(hints).not_to be_nil
+    expect(final).to be > hints
+    expect(out[hints...final]).to include('link: </style.css>; rel=preload; as=style')
+    expect(out).to include('hints sent: true')
+  end
+
   it 'runs rack.response_finished callbacks' do
     expect(curl("#{base}/finished")).to eq('finished')
     eventually { @server.log.include?('response finished callback ran') }
