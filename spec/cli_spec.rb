@@ -41,7 +41,11 @@ RSpec.describe Hyperion::CLI do
                    '--worker-boot-timeout', '20', '--io-uring', 'auto', '--admin-token-file', 'token',
                    '--admin-listener-port', '9293', '--admin-listener-host', '::1',
                    '--tls-cert', 'c.pem', '--tls-key', 'k.pem',
-                   '--tls-handshake-timeout', '3', '--tls-handshake-rate-limit', '50', 'app.ru').parse
+                   '--tls-handshake-timeout', '3', '--tls-handshake-rate-limit', '50',
+                   '--no-h2c',
+                   '--h2-max-concurrent-streams', '10', '--h2-initial-window-size', '65535',
+                   '--h2-max-frame-size', '32768', '--h2-max-header-list-size', '8192',
+                   '--h2-max-total-streams', 'unbounded', 'app.ru').parse
       expect(config.to_h).to eq(
         bind: '0.0.0.0', port: 3000, threads: 0, workers: 1, environment: 'production', rackup: 'app.ru',
         idle_keepalive: 2.5, graceful_timeout: 10, log_level: :debug, log_format: :text, log_requests: false,
@@ -52,7 +56,10 @@ RSpec.describe Hyperion::CLI do
         preload_app: false, worker_model: :share, worker_max_rss_mb: 256, worker_check_interval: 2,
         worker_boot_timeout: 20, io_uring: :auto, admin_token: 'cli-admin-token-0123456789',
         admin_token_file: 'token', admin_listener_port: 9293, admin_listener_host: '::1',
-        tls_cert_path: 'c.pem', tls_key_path: 'k.pem', tls_handshake_timeout: 3, tls_handshake_rate_limit: 50
+        tls_cert_path: 'c.pem', tls_key_path: 'k.pem', tls_handshake_timeout: 3, tls_handshake_rate_limit: 50,
+        h2c: false, h2_max_concurrent_streams: 10,
+        h2_initial_window_size: 65_535, h2_max_frame_size: 32_768, h2_max_header_list_size: 8192,
+        h2_max_total_streams: :unbounded
       )
       expect(config.to_h.keys.map { |name| config.source(name) }.uniq).to eq([:cli])
     end

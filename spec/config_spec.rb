@@ -42,7 +42,10 @@ RSpec.describe Hyperion::Config do
         worker_model: RUBY_PLATFORM.include?('linux') ? :reuseport : :share, worker_max_rss_mb: nil,
         worker_check_interval: 5, worker_boot_timeout: 60, io_uring: :off,
         admin_token: nil, admin_token_file: nil, admin_listener_port: nil, admin_listener_host: '127.0.0.1',
-        tls_cert_path: nil, tls_key_path: nil, tls_handshake_timeout: 10, tls_handshake_rate_limit: nil
+        tls_cert_path: nil, tls_key_path: nil, tls_handshake_timeout: 10, tls_handshake_rate_limit: nil,
+        h2c: true,
+        h2_max_concurrent_streams: 128, h2_initial_window_size: 1_048_576, h2_max_frame_size: 16_384,
+        h2_max_header_list_size: 65_536, h2_max_total_streams: 1024
       )
       expect(config.tls?).to be(false)
     end
@@ -423,8 +426,41 @@ RSpec.describe Hyperion::Config do
         worker_boot_timeout: 10, io_uring: :auto, admin_token: 'dsl-admin-token-0123456789',
         admin_token_file: nil, admin_listener_port: 9293, admin_listener_host: 'localhost',
         tls_cert_path: 'config/cert.pem', tls_key_path: 'config/key.pem',
-        tls_handshake_timeout: 4, tls_handshake_rate_limit: 100
+        tls_handshake_timeout: 4, tls_handshake_rate_limit: 100,
+        h2c: true, h2_max_concurrent_streams: 128,
+        h2_initial_window_size: 1_048_576, h2_max_frame_size: 16_384, h2_max_header_list_size: 65_536,
+        h2_max_total_streams: 1024
       )
+    end
+
+    it 'groups the HTTP/2 settings in an h2 block' do
+      write_config(<<~RUBY)
+        h2 do
+          max_concurrent_streams 64
+          initial_window_size 65_535
+          max_total_streams :unbounded
+        end
+        h2_max_frame_size 32_768
+      RUBY
+      config = resolve
+      expect([config.h2_max_concurrent_streams, config.h2_initial_window_size, config.h2_max_total_streams,
+              config.h2_max_frame_size]).to eq([64, 65_535, :unbounded, 32_768])
+      expect(config.source(:h2_max_concurrent_streams)).to eq(:file)
+    end
+
+    it 'rejects unknown names and bad values inside the h2 block' do
+      write_config("h2 do\n  max_streams 3\nend\n")
+      expect { resolve }.to raise_error(Hyperion::ConfigError, /unknown setting `max_streams' in h2 block.*hyperion\.rb:2/)
+      write_config("h2 do\n  max_frame_size 100\nend\n")
+      expect { resolve }.to raise_error(Hyperion::ConfigError, /h2_max_frame_size/)
+      write_config("h2 64\n")
+      expect { resolve }.to raise_error(Hyperion::ConfigError, /h2 takes a block/)
+    end
+
+    it 'takes h2_max_total_streams as a count or unbounded from flags and the environment' do
+      expect(resolve(cli: { h2_max_total_streams: 'unbounded' }).h2_max_total_streams).to eq(:unbounded)
+      expect(resolve(env: { 'HYPERION_H2_MAX_TOTAL_STREAMS' => '10' }).h2_max_total_streams).to eq(10)
+      expect { resolve(cli: { h2_max_total_streams: '0' }) }.to raise_error(Hyperion::ConfigError, /or unbounded/)
     end
 
     it 'accepts thread_count as an alias of threads' do

@@ -76,6 +76,22 @@ module Hyperion
       end
     end
 
+    # An integer, or `unbounded` (returned as the Symbol :unbounded).
+    def self.count_or_unbounded_type(min:)
+      integers = integer_type(min: min)
+      Type.new("an integer >= #{min}, or unbounded") do |value|
+        if (value.is_a?(String) || value.is_a?(Symbol)) && value.to_s.strip.downcase == 'unbounded'
+          :unbounded
+        else
+          begin
+            integers.coerce(value)
+          rescue ArgumentError
+            raise ArgumentError, "expected an integer >= #{min}, or unbounded"
+          end
+        end
+      end
+    end
+
     def self.symbol_type(choices)
       expected = "one of #{choices.join(', ')}"
       Type.new(expected) do |value|
@@ -215,8 +231,19 @@ module Hyperion
     setting :tls_key_path, nil, string_type, 'PEM private key of `tls_cert_path`, unencrypted: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).', flag: '--tls-key PATH', arg: 'PATH', example: 'config/key.pem'
     setting :tls_handshake_timeout, 10, seconds_type(min: 0, exclusive: true), 'Seconds a TLS handshake may take before the connection is closed.', arg: 'SECONDS'
     setting :tls_handshake_rate_limit, nil, integer_type(min: 1), 'TLS handshakes started per second, per process (per worker in cluster mode); connections over it are closed before the handshake and counted. Unset: unlimited.', arg: 'N', example: 500
+    setting :h2c, true, boolean_type, 'HTTP/2 over plain TCP with prior knowledge: a connection whose first bytes are the HTTP/2 preface is served as HTTP/2 (docs/HTTP2.md). `Upgrade: h2c` is ignored (answered as HTTP/1.1).', arg: nil
+    setting :h2_max_concurrent_streams, 128, integer_type(min: 1, max: 2_147_483_647), 'HTTP/2: streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). DSL also: `h2 { max_concurrent_streams 128 }`.', arg: 'N'
+    setting :h2_initial_window_size, 1_048_576, integer_type(min: 1, max: 2_147_483_647), 'HTTP/2: bytes of request body a stream may send before the server has taken them in (SETTINGS_INITIAL_WINDOW_SIZE).', arg: 'BYTES'
+    setting :h2_max_frame_size, 16_384, integer_type(min: 16_384, max: 16_777_215), 'HTTP/2: largest frame payload the server accepts (SETTINGS_MAX_FRAME_SIZE).', arg: 'BYTES'
+    setting :h2_max_header_list_size, 65_536, integer_type(min: 1024), 'HTTP/2: largest decoded header list of a request (SETTINGS_MAX_HEADER_LIST_SIZE); larger gets 431.', arg: 'BYTES'
+    setting :h2_max_total_streams, 1024, count_or_unbounded_type(min: 1), 'HTTP/2: streams open across all connections of one process (worker); more are refused with RST_STREAM REFUSED_STREAM and the connection lives on. `unbounded` removes the cap.', arg: 'N'
 
     @settings.freeze
+
+    # Settings grouped under a block in the config file: `h2 do max_concurrent_streams 64 end`
+    # sets h2_max_concurrent_streams.
+    GROUPS = { h2: %i[max_concurrent_streams initial_window_size max_frame_size max_header_list_size
+                      max_total_streams] }.freeze
 
     DEFAULT_CONFIG_FILE = 'config/hyperion.rb'
 

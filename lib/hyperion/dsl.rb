@@ -34,6 +34,42 @@ module Hyperion
       end
     end
 
+    # A block of related settings, named without their group prefix:
+    #   h2 do
+    #     max_concurrent_streams 64
+    #     max_total_streams :unbounded
+    #   end
+    Config::GROUPS.each do |group, names|
+      define_method(group) do |*args, &block|
+        raise ConfigError, "#{group} takes a block and no value, in #{location}" unless args.empty? && block
+
+        Group.new(self, group, names).instance_eval(&block)
+        nil
+      end
+    end
+
+    # The receiver of a settings block: each name sets `<group>_<name>` on the DSL.
+    class Group < BasicObject
+      def initialize(dsl, group, names)
+        @dsl = dsl
+        @group = group
+        @names = names
+      end
+
+      def method_missing(name, *args)
+        unless @names.include?(name)
+          ::Kernel.raise ::Hyperion::ConfigError,
+                         "unknown setting `#{name}' in #{@group} block, in #{@dsl.__send__(:location)}"
+        end
+
+        @dsl.public_send(:"#{@group}_#{name}", *args)
+      end
+
+      def respond_to_missing?(name, _include_private = false)
+        @names.include?(name)
+      end
+    end
+
     # preload_static 'public'                    (immutable: loaded once)
     # preload_static 'public', immutable: false  (re-checked every 5 s when requested)
     # Repeatable: each call adds a directory.

@@ -48,7 +48,8 @@ module Hyperion
       env = exchange.build_env(@env_template)
       input = env[RACK_INPUT]
       hijacked = nil
-      env[RACK_HIJACK] = -> { hijacked ||= take_socket(exchange, env, exchange.hijack) } if @hijack
+      # Neither a TLS connection nor an HTTP/2 stream can be handed over (rack.hijack? is false).
+      env[RACK_HIJACK] = -> { hijacked ||= take_socket(exchange, env, exchange.hijack) } if @hijack && !exchange.h2?
       env[EARLY_HINTS] = ->(headers) { early_hints(exchange, headers) }
       status = headers = body = error = nil
       run_hooks(Routes.start_hooks, request, env) if request
@@ -186,7 +187,18 @@ module Hyperion
         end
       end
       watch_written(exchange, env)
-      exchange.finish
+      finish_stream(exchange, body)
+    end
+
+    # Rack 3 body trailers (after `each`): trailing HEADERS on HTTP/2, the trailer section of a
+    # chunked HTTP/1.1 body; without them, or where they cannot travel, the plain end.
+    def finish_stream(exchange, body)
+      trailers = body.trailers if body.respond_to?(:trailers)
+      if trailers.is_a?(Hash) && !trailers.empty?
+        exchange.finish_trailers(trailers.to_h { |name, value| [name.to_s, Array(value).join(', ')] })
+      else
+        exchange.finish
+      end
     end
 
     def stream_callable(exchange, env, status, headers, body)

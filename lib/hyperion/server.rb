@@ -139,6 +139,12 @@ module Hyperion
         log_format: @logger.format.to_s,
         access_log: @config.log_requests && @logger.info?,
         stop_notify_fd: @stopped_writer.fileno,
+        h2c: @config.h2c,
+        h2_max_concurrent_streams: @config.h2_max_concurrent_streams,
+        h2_initial_window_size: @config.h2_initial_window_size,
+        h2_max_frame_size: @config.h2_max_frame_size,
+        h2_max_header_list_size: @config.h2_max_header_list_size,
+        h2_max_total_streams: @config.h2_max_total_streams == :unbounded ? 0 : @config.h2_max_total_streams,
         io_uring: @config.io_uring.to_s,
         **admin_options,
         **tls_options

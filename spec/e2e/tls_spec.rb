@@ -82,7 +82,7 @@ RSpec.describe 'TLS', if: RUBY_PLATFORM.include?('linux') do
     end
   end
 
-  it 'negotiates http/1.1 by ALPN whether or not h2 is offered' do
+  it 'negotiates h2 by ALPN when offered, and http/1.1 otherwise' do
     server = tls_server
     out, ok = s_client(server.port, '-alpn', 'http/1.1')
     expect(ok).to be(true), out
@@ -91,13 +91,13 @@ RSpec.describe 'TLS', if: RUBY_PLATFORM.include?('linux') do
 
     out, ok = s_client(server.port, '-alpn', 'h2,http/1.1')
     expect(ok).to be(true), out
-    expect(out).to include('ALPN protocol: http/1.1')
+    expect(out).to include('ALPN protocol: h2')
 
     # curl offers h2 and http/1.1 by default, and only http/1.1 with --http1.1.
-    [[], ['--http1.1']].each do |options|
+    { [] => 'h2', ['--http1.1'] => 'http/1.1' }.each do |options, protocol|
       status, out, err = curl(server.port, '/', *options)
       expect(status).to be_success, err
-      expect(err).to include('ALPN: server accepted http/1.1')
+      expect(err).to include("ALPN: server accepted #{protocol}")
       expect(out).to start_with('scheme=https')
     end
   end

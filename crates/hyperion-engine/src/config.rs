@@ -50,6 +50,39 @@ impl IoUring {
     }
 }
 
+/// HTTP/2 settings and limits (h2c with prior knowledge on plain listeners, and any stream
+/// handed to [`crate::h2::serve`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct H2Config {
+    /// Recognise the HTTP/2 connection preface on plain listeners (h2c prior knowledge).
+    pub h2c: bool,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS: open streams per connection.
+    pub max_concurrent_streams: u32,
+    /// SETTINGS_INITIAL_WINDOW_SIZE: how much request body a stream may send before the
+    /// server has taken it in.
+    pub initial_window_size: u32,
+    /// SETTINGS_MAX_FRAME_SIZE (16384 ..= 16777215).
+    pub max_frame_size: u32,
+    /// SETTINGS_MAX_HEADER_LIST_SIZE: decoded header bytes per request; larger gets 431.
+    pub max_header_list_size: u32,
+    /// Open streams across every connection of this engine; more are refused with
+    /// RST_STREAM REFUSED_STREAM. `None`: unbounded.
+    pub max_total_streams: Option<usize>,
+}
+
+impl Default for H2Config {
+    fn default() -> Self {
+        H2Config {
+            h2c: true,
+            max_concurrent_streams: 128,
+            initial_window_size: 1 << 20,
+            max_frame_size: 16_384,
+            max_header_list_size: 65_536,
+            max_total_streams: Some(1024),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     /// How long a keep-alive connection may sit between requests (and a new connection before
@@ -85,6 +118,7 @@ pub struct EngineConfig {
     pub metrics: Option<crate::metrics::Metrics>,
     /// When set, every listener speaks TLS.
     pub tls: Option<crate::tls::TlsConfig>,
+    pub h2: H2Config,
 }
 
 impl Default for EngineConfig {
@@ -105,6 +139,7 @@ impl Default for EngineConfig {
             admin: None,
             metrics: None,
             tls: None,
+            h2: H2Config::default(),
         }
     }
 }

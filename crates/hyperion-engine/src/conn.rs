@@ -51,6 +51,8 @@ enum Outcome {
     Close,
     /// The application takes the socket: hand it over, write and close nothing.
     Hijack(SyncSender<Hijacked>),
+    /// The connection began with the HTTP/2 preface (h2c with prior knowledge).
+    Http2,
 }
 
 pub(crate) struct Connection<S> {
@@ -61,6 +63,8 @@ pub(crate) struct Connection<S> {
     buf: BytesMut,
     /// The request being answered, reported to metrics and the access log when it ends.
     current: Option<Current>,
+    /// No request has been read yet: the first bytes may be the HTTP/2 preface.
+    fresh: bool,
 }
 
 /// A connected socket the engine can wait on without committing a read buffer to it, send
@@ -114,6 +118,7 @@ impl<S: Socket> Connection<S> {
             listener,
             buf: BytesMut::new(),
             current: None,
+            fresh: true,
         }
     }
 
@@ -132,6 +137,19 @@ impl<S: Socket> Connection<S> {
                     if let Ok(fd) = self.io.into_blocking_fd() {
                         let _ = tx.send(Hijacked { fd, buffered });
                     }
+                    return;
+                }
+                Ok(Outcome::Http2) => {
+                    let prefix = std::mem::take(&mut self.buf).freeze();
+                    // Boxed: an HTTP/1.1 connection's future must not carry the h2 state.
+                    Box::pin(crate::h2::serve(
+                        self.io,
+                        prefix,
+                        self.peer,
+                        self.shared,
+                        self.listener,
+                    ))
+                    .await;
                     return;
                 }
                 // A TLS socket cannot change hands: dropping the sender tells the application
@@ -188,10 +206,19 @@ impl<S: Socket> Connection<S> {
                 // The read timeout runs from the first byte of a request, not per read, so a
                 // client trickling one byte at a time cannot hold the connection forever.
                 deadline.get_or_insert_with(|| Instant::now() + shared.config.request_read_timeout);
-                match parse_request_head(&self.buf, limits) {
-                    Ok(HeadStatus::Complete { head, len }) => break (head, len),
-                    Ok(HeadStatus::Partial) => {}
-                    Err(e) => return self.reject(e).await,
+                let preface = if self.fresh && shared.config.h2.h2c {
+                    crate::h2::preface_state(&self.buf)
+                } else {
+                    None
+                };
+                match preface {
+                    Some(true) => return Ok(Outcome::Http2),
+                    Some(false) => {}
+                    None => match parse_request_head(&self.buf, limits) {
+                        Ok(HeadStatus::Complete { head, len }) => break (head, len),
+                        Ok(HeadStatus::Partial) => {}
+                        Err(e) => return self.reject(e).await,
+                    },
                 }
             }
             let idle = self.buf.is_empty();
@@ -226,6 +253,7 @@ impl<S: Socket> Connection<S> {
                 _ = phase.changed(), if idle && !draining => continue,
             }
         };
+        self.fresh = false;
         let head_bytes = self.buf.split_to(head_len).freeze();
         self.current = Some(Current::parsed(
             &shared,
@@ -335,6 +363,7 @@ impl<S: Socket> Connection<S> {
             head_bytes,
             body,
             trailers,
+            protocol: crate::exchange::Protocol::Http1,
         };
         match dispatch(&shared, request, self.peer, &self.listener) {
             Dispatched::Static {

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::admin;
 use crate::engine::Shared;
-use crate::exchange::{Body, Direct, Exchange, ListenerInfo, Peer};
+use crate::exchange::{Body, Direct, Exchange, ListenerInfo, Peer, Protocol};
 use crate::log::{Level, Value as LogValue};
 use crate::queue::PushError;
 use crate::response::{simple_response, Hijacked, Response, ResponseMsg, WrittenNotice};
@@ -96,6 +96,11 @@ pub(crate) fn append(msg: ResponseMsg, out: &mut Vec<u8>, status: &mut u16) -> B
         }
         ResponseMsg::Hijack(tx) => return BatchEnd::Hijack(tx),
         ResponseMsg::Abort => return BatchEnd::Abort,
+        // Only an HTTP/2 stream's response makes these.
+        ResponseMsg::Head2 { .. }
+        | ResponseMsg::File2 { .. }
+        | ResponseMsg::Interim(_)
+        | ResponseMsg::Trailers { .. } => return BatchEnd::Abort,
     };
     if out.is_empty() {
         *out = bytes;
@@ -111,6 +116,7 @@ pub(crate) struct Request {
     pub(crate) head_bytes: Bytes,
     pub(crate) body: Body,
     pub(crate) trailers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(crate) protocol: Protocol,
 }
 
 /// What became of a request.
@@ -133,6 +139,31 @@ pub(crate) enum Dispatched {
     },
 }
 
+/// A static route or page-cache hit the connection can answer itself (no request hooks to
+/// run): counts the request as `dispatch` would and returns the response, with whether only
+/// its head is wanted. `None` leaves the request to [`dispatch`], uncounted.
+pub(crate) fn static_hit(
+    shared: &Shared,
+    method: &[u8],
+    path: &[u8],
+) -> Option<(Arc<StaticResponse>, bool)> {
+    let routes = &shared.config.routes;
+    if routes.is_empty() || routes.is_observed() {
+        return None;
+    }
+    let hit = routes.lookup(method, path)?;
+    let Route::Static(route) = hit.route else {
+        return None;
+    };
+    bump(&shared.stats.requests_total);
+    bump(if route.page_cache {
+        &shared.stats.dispatch_page_cache
+    } else {
+        &shared.stats.dispatch_static
+    });
+    Some((route.current(), hit.head_only))
+}
+
 /// Counts the request, answers it when it is an admin request or from the route table when it
 /// can, and otherwise pushes it on the exchange queue.
 pub(crate) fn dispatch(
@@ -146,6 +177,7 @@ pub(crate) fn dispatch(
         head_bytes,
         body,
         trailers,
+        protocol,
     } = request;
     bump(&shared.stats.requests_total);
     if let Some(answer) = admin::answer(shared, &head, &head_bytes, peer, listener) {
@@ -195,18 +227,22 @@ pub(crate) fn dispatch(
     // A channel per request rather than per connection: an idle connection then holds
     // nothing but its socket.
     let (tx, rx) = mpsc::channel(RESPONSE_CHANNEL);
-    let response = Response::new(
-        tx,
-        head_request,
-        head.version,
-        head.keep_alive,
-        shared.draining.clone(),
-    );
+    let response = match protocol {
+        Protocol::Http1 => Response::new(
+            tx,
+            head_request,
+            head.version,
+            head.keep_alive,
+            shared.draining.clone(),
+        ),
+        Protocol::Http2 { .. } => Response::new_h2(tx, head_request, shared.draining.clone()),
+    };
     let exchange = Box::new(Exchange {
         head,
         head_bytes,
         body,
         trailers,
+        protocol,
         peer,
         listener: listener.clone(),
         response,

@@ -44,6 +44,10 @@ pub(crate) struct Shared {
     pub(crate) io_waker: Mutex<Option<std::task::Waker>>,
     stopped: Mutex<bool>,
     stopped_cv: Condvar,
+    /// HTTP/2 streams open across every connection (bounded by `h2.max_total_streams`).
+    pub(crate) h2_open_streams: std::sync::atomic::AtomicUsize,
+    /// The thread serving HTTP/2 connections handed over by the io_uring loop.
+    pub(crate) h2_runtime: Mutex<Option<crate::h2::Runtime>>,
 }
 
 impl Shared {
@@ -62,6 +66,8 @@ impl Shared {
             io_waker: Mutex::new(None),
             stopped: Mutex::new(false),
             stopped_cv: Condvar::new(),
+            h2_open_streams: std::sync::atomic::AtomicUsize::new(0),
+            h2_runtime: Mutex::new(None),
         })
     }
 
@@ -73,6 +79,12 @@ impl Shared {
     pub(crate) fn begin_stop(&self) {
         self.draining.store(true, Ordering::Relaxed);
         self.phase.send_replace(Phase::Draining);
+        self.wake_io();
+    }
+
+    /// Wakes the io_uring loop (if it runs), e.g. so a stopping loop sees that a connection it
+    /// handed over has closed.
+    pub(crate) fn wake_io(&self) {
         let waker = self.io_waker.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(waker) = waker.as_ref() {
             waker.wake_by_ref();
@@ -378,6 +390,14 @@ fn run_io_thread(
 
 /// Closes the queue (application threads drain it and exit) and tells whoever waits.
 fn finish(shared: &Shared) {
+    let runtime = shared
+        .h2_runtime
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(mut runtime) = runtime {
+        runtime.shutdown();
+    }
     shared.queue.close();
     *shared.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
     shared.stopped_cv.notify_all();
@@ -578,7 +598,14 @@ fn spawn_connection<S: crate::conn::Socket>(
 
 /// Decrements the active-connection count however the connection ends (including being
 /// cancelled when the runtime shuts down).
-struct ActiveGuard(Arc<Shared>);
+pub(crate) struct ActiveGuard(Arc<Shared>);
+
+impl ActiveGuard {
+    /// Takes over a connection already counted in `connections_active`.
+    pub(crate) fn adopt(shared: Arc<Shared>) -> ActiveGuard {
+        ActiveGuard(shared)
+    }
+}
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {

@@ -30,6 +30,16 @@ pub struct ListenerInfo {
     pub admin_only: bool,
 }
 
+/// The protocol a request arrived in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Http1,
+    /// An HTTP/2 stream; `https` is its `:scheme`.
+    Http2 {
+        https: bool,
+    },
+}
+
 /// A request body, read completely before dispatch.
 #[derive(Debug)]
 pub enum Body {
@@ -85,6 +95,9 @@ pub struct Exchange {
     pub body: Body,
     /// Trailer fields of a chunked body.
     pub trailers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// HTTP/1.x, or an HTTP/2 stream whose head was rewritten as an HTTP/1.1 head so the env
+    /// is built the same way.
+    pub protocol: Protocol,
     pub peer: Peer,
     pub listener: Arc<ListenerInfo>,
     pub response: Response,
@@ -98,6 +111,19 @@ impl Exchange {
 
     pub fn path(&self) -> &[u8] {
         self.head.path.slice(&self.head_bytes)
+    }
+
+    /// `rack.url_scheme`: the listener's, or an HTTP/2 stream's `:scheme`.
+    pub fn scheme(&self) -> &'static str {
+        match self.protocol {
+            Protocol::Http1 => self.listener.scheme,
+            Protocol::Http2 { https: true } => "https",
+            Protocol::Http2 { https: false } => "http",
+        }
+    }
+
+    pub fn is_h2(&self) -> bool {
+        matches!(self.protocol, Protocol::Http2 { .. })
     }
 }
 

@@ -12,6 +12,7 @@ mod conn;
 mod dispatch;
 pub mod engine;
 pub mod exchange;
+pub(crate) mod h2;
 pub mod listener;
 pub mod log;
 pub mod metrics;
@@ -25,13 +26,13 @@ pub mod tls;
 mod uring;
 
 pub use admin::AdminConfig;
-pub use config::{EngineConfig, IoUring, ListenSpec};
+pub use config::{EngineConfig, H2Config, IoUring, ListenSpec};
 pub use engine::Engine;
-pub use exchange::{Body, Direct, Exchange, ListenerInfo, Peer};
+pub use exchange::{Body, Direct, Exchange, ListenerInfo, Peer, Protocol};
 pub use queue::{ExchangeQueue, Pop, PushError, WaitToken};
 pub use response::{
-    Disconnected, HeadBuilder, Hijacked, Response, ResponseError, ResponseMsg, ResponseSender,
-    WrittenNotice,
+    trailer_map, Disconnected, HeadBuilder, Hijacked, Response, ResponseError, ResponseMsg,
+    ResponseSender, WrittenNotice,
 };
 pub use stats::StatsSnapshot;
 pub use tls::{TicketGeneration, TlsConfig, TlsError};

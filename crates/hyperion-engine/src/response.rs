@@ -42,8 +42,33 @@ pub enum ResponseMsg {
     /// The application takes the socket over: the connection task writes nothing more, lets
     /// go of the descriptor and sends it back with the bytes it had read past the request.
     Hijack(std::sync::mpsc::SyncSender<Hijacked>),
-    /// The response cannot be completed: close the connection without writing more.
+    /// The response cannot be completed: close the connection without writing more (on
+    /// HTTP/2: reset the stream).
     Abort,
+    /// HTTP/2: status and headers (HEADERS), then `body` as DATA; the stream ends after them
+    /// when `end`. Further body parts follow as `Bytes`, the last as `Final` or `Trailers`.
+    Head2 {
+        head: Box<http::Response<()>>,
+        body: Vec<u8>,
+        end: bool,
+        notice: Option<WrittenNotice>,
+    },
+    /// HTTP/2: status and headers, then the first `len` bytes of `file` as DATA; this ends
+    /// the stream.
+    File2 {
+        head: Box<http::Response<()>>,
+        file: std::fs::File,
+        len: u64,
+        notice: Option<WrittenNotice>,
+    },
+    /// HTTP/2: an informational (1xx) head, e.g. 103 Early Hints, ahead of the response.
+    Interim(Box<http::Response<()>>),
+    /// The last part of a streamed response: trailer fields (HTTP/2: trailing HEADERS;
+    /// HTTP/1.1 chunked: the trailer section).
+    Trailers {
+        trailers: Box<http::HeaderMap>,
+        notice: Option<WrittenNotice>,
+    },
 }
 
 /// A socket handed over to the application: blocking mode, owned by the receiver.
@@ -75,6 +100,8 @@ pub enum ResponseError {
     InvalidContentLength(String),
     AlreadyStarted,
     NotStreaming,
+    /// Taking the socket over is impossible on an HTTP/2 stream.
+    NoHijackOnHttp2,
 }
 
 impl std::fmt::Display for ResponseError {
@@ -91,6 +118,9 @@ impl std::fmt::Display for ResponseError {
             ResponseError::InvalidContentLength(v) => write!(f, "invalid content-length {v:?}"),
             ResponseError::AlreadyStarted => f.write_str("response already started"),
             ResponseError::NotStreaming => f.write_str("response is not streaming"),
+            ResponseError::NoHijackOnHttp2 => {
+                f.write_str("an HTTP/2 stream cannot be hijacked (rack.hijack? is false)")
+            }
         }
     }
 }
@@ -185,6 +215,39 @@ impl HeadBuilder {
         self.buf.extend_from_slice(b"\r\n");
     }
 
+    /// The status and headers as an HTTP/2 head (no date, no framing): connection-specific
+    /// headers (RFC 9113 8.2.2) are dropped and names lowercased.
+    pub(crate) fn to_h2(&self) -> Result<http::Response<()>, ResponseError> {
+        let mut response = http::Response::new(());
+        *response.status_mut() = http::StatusCode::from_u16(self.status)
+            .map_err(|_| ResponseError::InvalidStatus(self.status as i64))?;
+        let headers = response.headers_mut();
+        // The buffer holds our own validated lines: the status line, then `name: value\r\n`.
+        let start = self
+            .buf
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map_or(self.buf.len(), |i| i + 2);
+        for line in self.buf[start..].split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let name = &line[..colon];
+            let value = line[colon + 1..].trim_ascii_start();
+            if is_connection_specific(name, value) {
+                continue;
+            }
+            let name = http::HeaderName::from_bytes(name).map_err(|_| {
+                ResponseError::InvalidHeaderName(String::from_utf8_lossy(name).into())
+            })?;
+            let value = http::HeaderValue::from_bytes(value)
+                .map_err(|_| ResponseError::InvalidHeaderValue(name.as_str().to_string()))?;
+            headers.append(name, value);
+        }
+        Ok(response)
+    }
+
     /// The app's Content-Length, if it declared one.
     pub fn content_length(&self) -> Option<u64> {
         self.content_length
@@ -238,6 +301,58 @@ impl HeadBuilder {
     }
 }
 
+/// Headers that only mean something on one HTTP/1.1 connection and must not appear in an
+/// HTTP/2 message (`connection` and `transfer-encoding` never reach the head buffer).
+pub(crate) fn is_connection_specific(name: &[u8], value: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"keep-alive")
+        || name.eq_ignore_ascii_case(b"proxy-connection")
+        || name.eq_ignore_ascii_case(b"upgrade")
+        || (name.eq_ignore_ascii_case(b"te") && !value.eq_ignore_ascii_case(b"trailers"))
+}
+
+/// The current date as a header value (HTTP/2 responses), made at most once per second per
+/// thread; a clone shares its bytes.
+pub(crate) fn date_value() -> http::HeaderValue {
+    thread_local! {
+        static DATE: std::cell::RefCell<Option<([u8; 29], http::HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let now = hyperion_http::http_date();
+    DATE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        match &*cached {
+            Some((date, value)) if *date == now => value.clone(),
+            _ => {
+                let value =
+                    http::HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(&now))
+                        .unwrap_or_else(|_| {
+                            http::HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT")
+                        });
+                *cached = Some((now, value.clone()));
+                value
+            }
+        }
+    })
+}
+
+fn content_length_value(len: u64) -> http::HeaderValue {
+    http::HeaderValue::from_bytes(itoa_buf(len).as_bytes()).expect("digits")
+}
+
+/// Trailer fields for the end of a streamed response, validated like headers.
+pub fn trailer_map(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<http::HeaderMap, ResponseError> {
+    let mut map = http::HeaderMap::with_capacity(fields.len());
+    for (name, value) in fields {
+        check_header(name, value)?;
+        let name = http::HeaderName::from_bytes(name)
+            .map_err(|_| ResponseError::InvalidHeaderName(String::from_utf8_lossy(name).into()))?;
+        let value = http::HeaderValue::from_bytes(value)
+            .map_err(|_| ResponseError::InvalidHeaderValue(name.as_str().to_string()))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
 /// How the body of a streamed response is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StreamFraming {
@@ -273,6 +388,8 @@ pub struct Response {
     draining: Arc<AtomicBool>,
     state: State,
     notice: Option<WrittenNotice>,
+    /// An HTTP/2 stream: heads travel structured and the body as DATA.
+    h2: bool,
 }
 
 fn body_allowed(status: u16) -> bool {
@@ -295,7 +412,41 @@ impl Response {
             draining,
             state: State::Pending,
             notice: None,
+            h2: false,
         }
+    }
+
+    /// The response of an HTTP/2 stream.
+    pub(crate) fn new_h2(
+        tx: mpsc::Sender<ResponseMsg>,
+        head_request: bool,
+        draining: Arc<AtomicBool>,
+    ) -> Self {
+        let mut response = Response::new(tx, head_request, Version::Http11, true, draining);
+        response.h2 = true;
+        response
+    }
+
+    /// Whether this answers an HTTP/2 stream (no hijack, no early hints).
+    pub fn is_h2(&self) -> bool {
+        self.h2
+    }
+
+    /// An HTTP/2 head with the server's date and, when known, the content-length.
+    fn h2_head(
+        &self,
+        head: &HeadBuilder,
+        length: Option<u64>,
+    ) -> Result<Box<http::Response<()>>, ResponseError> {
+        let mut response = head.to_h2()?;
+        let headers = response.headers_mut();
+        if let Some(len) = length {
+            headers.insert(http::header::CONTENT_LENGTH, content_length_value(len));
+        }
+        if !head.has_date {
+            headers.insert(http::header::DATE, date_value());
+        }
+        Ok(Box::new(response))
     }
 
     pub fn is_head_request(&self) -> bool {
@@ -340,8 +491,27 @@ impl Response {
         if self.state != State::Pending {
             return Err(ResponseError::AlreadyStarted);
         }
-        let keep_alive = self.keep_alive_for(&head);
         let with_body = body_allowed(head.status);
+        if self.h2 {
+            let len = match (self.head_request, head.content_length) {
+                (true, Some(declared)) => declared,
+                _ => body_len,
+            };
+            let head = self.h2_head(&head, with_body.then_some(len))?;
+            let mut body = Vec::new();
+            if with_body && !self.head_request && body_len > 0 {
+                body.reserve(body_len as usize);
+                fill(&mut body);
+            }
+            self.state = State::Done;
+            return Ok(ResponseMsg::Head2 {
+                head,
+                body,
+                end: true,
+                notice: self.notice.take(),
+            });
+        }
+        let keep_alive = self.keep_alive_for(&head);
         if with_body {
             // A HEAD response reports the length a GET would have had; the app may know it.
             let len = match (self.head_request, head.content_length) {
@@ -374,6 +544,26 @@ impl Response {
     ) -> Result<ResponseMsg, ResponseError> {
         if self.state != State::Pending {
             return Err(ResponseError::AlreadyStarted);
+        }
+        if self.h2 {
+            let allowed = body_allowed(head.status);
+            let framing = match head.content_length {
+                _ if !allowed || self.head_request => StreamFraming::NoBody,
+                Some(len) => StreamFraming::Length { remaining: len },
+                None => StreamFraming::Chunked,
+            };
+            let length = head.content_length.filter(|_| allowed);
+            let head = self.h2_head(&head, length)?;
+            self.state = State::Streaming {
+                framing,
+                keep_alive: true,
+            };
+            return Ok(ResponseMsg::Head2 {
+                head,
+                body: Vec::new(),
+                end: false,
+                notice: None,
+            });
         }
         let mut keep_alive = self.keep_alive_for(&head);
         let framing = if !body_allowed(head.status) {
@@ -421,6 +611,8 @@ impl Response {
         }
         match framing {
             StreamFraming::NoBody => Ok(None),
+            // HTTP/2 DATA frames carry the bytes as they are.
+            StreamFraming::Chunked if self.h2 => Ok(Some(ResponseMsg::Bytes(data.to_vec()))),
             StreamFraming::Chunked => {
                 let mut out = Vec::with_capacity(data.len() + 16);
                 write_chunk(&mut out, data);
@@ -455,7 +647,7 @@ impl Response {
         self.state = State::Done;
         let notice = self.notice.take();
         Ok(match framing {
-            StreamFraming::Chunked => ResponseMsg::Final {
+            StreamFraming::Chunked if !self.h2 => ResponseMsg::Final {
                 bytes: LAST_CHUNK.to_vec(),
                 close: !keep_alive,
                 notice,
@@ -479,6 +671,53 @@ impl Response {
         })
     }
 
+    /// Ends a streamed response with trailer fields: trailing HEADERS on HTTP/2, the trailer
+    /// section of a chunked HTTP/1.1 body. Where trailers cannot be sent (a declared length,
+    /// HTTP/1.0, no body) they are dropped and the response ends as with
+    /// [`Response::encode_end`].
+    pub fn encode_end_with_trailers(
+        &mut self,
+        trailers: http::HeaderMap,
+    ) -> Result<ResponseMsg, ResponseError> {
+        let State::Streaming {
+            framing,
+            keep_alive,
+        } = self.state
+        else {
+            return Err(ResponseError::NotStreaming);
+        };
+        let can_trail = match framing {
+            StreamFraming::Chunked => true,
+            StreamFraming::Length { remaining: 0 } => self.h2,
+            _ => false,
+        };
+        if !can_trail || trailers.is_empty() {
+            return self.encode_end();
+        }
+        self.state = State::Done;
+        let notice = self.notice.take();
+        if self.h2 {
+            return Ok(ResponseMsg::Trailers {
+                trailers: Box::new(trailers),
+                notice,
+            });
+        }
+        let mut bytes = b"0\r\n".to_vec();
+        for (name, value) in &trailers {
+            bytes.extend_from_slice(name.as_str().as_bytes());
+            bytes.extend_from_slice(b": ");
+            bytes.extend_from_slice(value.as_bytes());
+            bytes.extend_from_slice(b"\r\n");
+        }
+        bytes.extend_from_slice(b"\r\n");
+        Ok(ResponseMsg::Final {
+            bytes,
+            close: !keep_alive,
+            notice,
+            status: 0,
+        })
+    }
+
     /// Answers with a response built in advance (a static route observed by request hooks).
     pub fn encode_static(
         &mut self,
@@ -487,6 +726,20 @@ impl Response {
     ) -> Result<ResponseMsg, ResponseError> {
         if self.state != State::Pending {
             return Err(ResponseError::AlreadyStarted);
+        }
+        if self.h2 {
+            let head_only = head_only || self.head_request;
+            self.state = State::Done;
+            return Ok(ResponseMsg::Head2 {
+                head: Box::new(response.h2_response()),
+                body: if head_only {
+                    Vec::new()
+                } else {
+                    response.body().to_vec()
+                },
+                end: true,
+                notice: self.notice.take(),
+            });
         }
         let keep_alive = self.keep_alive && !self.draining.load(Ordering::Relaxed);
         let mut bytes = Vec::new();
@@ -522,6 +775,19 @@ impl Response {
         len: u64,
     ) -> Result<ResponseMsg, ResponseError> {
         let sends_body = body_allowed(head.status) && !self.head_request && len > 0;
+        if self.h2 && sends_body {
+            if self.state != State::Pending {
+                return Err(ResponseError::AlreadyStarted);
+            }
+            let head = self.h2_head(&head, Some(len))?;
+            self.state = State::Done;
+            return Ok(ResponseMsg::File2 {
+                head,
+                file,
+                len,
+                notice: self.notice.take(),
+            });
+        }
         // The head is that of a full response of `len` bytes; only the body travels apart.
         match self.encode_full(head, len, |_| {})? {
             ResponseMsg::Final {
@@ -544,7 +810,16 @@ impl Response {
     /// An informational (1xx) response sent ahead of the real one, e.g. 103 Early Hints.
     /// `None` when the client cannot receive one (HTTP/1.0) or the response has started.
     pub fn encode_informational(&self, head: HeadBuilder) -> Option<ResponseMsg> {
-        if self.state != State::Pending || self.version != Version::Http11 {
+        if self.state != State::Pending {
+            return None;
+        }
+        if self.h2 {
+            return head
+                .to_h2()
+                .ok()
+                .map(|head| ResponseMsg::Interim(Box::new(head)));
+        }
+        if self.version != Version::Http11 {
             return None;
         }
         let mut buf = head.buf;
@@ -559,6 +834,9 @@ impl Response {
         &mut self,
         mut head: HeadBuilder,
     ) -> Result<ResponseMsg, ResponseError> {
+        if self.h2 {
+            return Err(ResponseError::NoHijackOnHttp2);
+        }
         if self.state != State::Pending {
             return Err(ResponseError::AlreadyStarted);
         }
@@ -587,6 +865,9 @@ impl Response {
     pub fn hijack(
         &mut self,
     ) -> Result<(ResponseMsg, std::sync::mpsc::Receiver<Hijacked>), ResponseError> {
+        if self.h2 {
+            return Err(ResponseError::NoHijackOnHttp2);
+        }
         if !matches!(self.state, State::Pending | State::Upgraded) {
             return Err(ResponseError::AlreadyStarted);
         }
@@ -741,6 +1022,12 @@ mod tests {
             }
             ResponseMsg::Hijack(_) => "<hijack>".into(),
             ResponseMsg::Abort => "<abort>".into(),
+            ResponseMsg::Head2 { head, body, .. } => {
+                format!("{:?} {}", head, String::from_utf8_lossy(body))
+            }
+            ResponseMsg::File2 { len, .. } => format!("<h2 file {len}>"),
+            ResponseMsg::Interim(head) => format!("<interim {}>", head.status()),
+            ResponseMsg::Trailers { trailers, .. } => format!("<trailers {trailers:?}>"),
         }
     }
 
@@ -937,6 +1224,97 @@ mod tests {
             .encode_full(HeadBuilder::new(200, 0).unwrap(), 0, |_| {})
             .unwrap();
         assert!(text(&msg).contains("connection: keep-alive\r\n"));
+    }
+
+    fn h2_response(head_request: bool) -> (Response, mpsc::Receiver<ResponseMsg>) {
+        let (tx, rx) = mpsc::channel(8);
+        (
+            Response::new_h2(tx, head_request, Arc::new(AtomicBool::new(false))),
+            rx,
+        )
+    }
+
+    #[test]
+    fn h2_heads_are_structured_without_connection_specific_headers() {
+        let (mut r, _rx) = h2_response(false);
+        let mut head = HeadBuilder::new(201, 0).unwrap();
+        head.header(b"Content-Type", b"text/plain").unwrap();
+        head.header(b"connection", b"close").unwrap();
+        head.header(b"keep-alive", b"timeout=5").unwrap();
+        head.header(b"transfer-encoding", b"chunked").unwrap();
+        head.header(b"upgrade", b"websocket").unwrap();
+        head.header(b"te", b"gzip").unwrap();
+        head.header(b"set-cookie", b"a=1").unwrap();
+        head.header(b"set-cookie", b"b=2").unwrap();
+        let ResponseMsg::Head2 {
+            head, body, end, ..
+        } = r
+            .encode_full(head, 2, |b| b.extend_from_slice(b"ok"))
+            .unwrap()
+        else {
+            panic!("not an HTTP/2 head");
+        };
+        assert!(end);
+        assert_eq!(body, b"ok");
+        assert_eq!(head.status(), 201);
+        let h = head.headers();
+        assert_eq!(h["content-type"], "text/plain");
+        assert_eq!(h["content-length"], "2");
+        assert!(h.contains_key("date"));
+        assert_eq!(h.get_all("set-cookie").iter().count(), 2);
+        for gone in [
+            "connection",
+            "keep-alive",
+            "transfer-encoding",
+            "upgrade",
+            "te",
+        ] {
+            assert!(!h.contains_key(gone), "{gone}");
+        }
+    }
+
+    #[test]
+    fn h2_streams_send_raw_data_and_end_with_trailers() {
+        let (mut r, _rx) = h2_response(false);
+        let msg = r
+            .encode_stream_head(HeadBuilder::new(200, 0).unwrap())
+            .unwrap();
+        assert!(matches!(msg, ResponseMsg::Head2 { end: false, .. }));
+        assert_eq!(text(&r.encode_chunk(b"abc").unwrap().unwrap()), "abc");
+        let trailers = trailer_map(&[(b"grpc-status".to_vec(), b"0".to_vec())]).unwrap();
+        let ResponseMsg::Trailers { trailers, .. } = r.encode_end_with_trailers(trailers).unwrap()
+        else {
+            panic!("no trailers");
+        };
+        assert_eq!(trailers["grpc-status"], "0");
+        // Early hints travel as a structured head; a stream cannot be hijacked.
+        let (mut r, _rx) = h2_response(false);
+        let mut hints = HeadBuilder::new(103, 0).unwrap();
+        hints.header(b"link", b"</a.css>; rel=preload").unwrap();
+        let Some(ResponseMsg::Interim(head)) = r.encode_informational(hints) else {
+            panic!("no interim head");
+        };
+        assert_eq!(head.status(), 103);
+        assert_eq!(head.headers()["link"], "</a.css>; rel=preload");
+        assert_eq!(r.hijack().err(), Some(ResponseError::NoHijackOnHttp2));
+    }
+
+    #[test]
+    fn http11_chunked_responses_end_with_a_trailer_section() {
+        let (mut r, _rx) = response(Version::Http11, false, true);
+        r.encode_stream_head(HeadBuilder::new(200, 0).unwrap())
+            .unwrap();
+        let trailers = trailer_map(&[(b"x-sum".to_vec(), b"42".to_vec())]).unwrap();
+        let end = r.encode_end_with_trailers(trailers).unwrap();
+        assert_eq!(text(&end), "0\r\nx-sum: 42\r\n\r\n");
+        // Under a declared length there is no trailer section: the plain end.
+        let (mut r, _rx) = response(Version::Http11, false, true);
+        let mut head = HeadBuilder::new(200, 0).unwrap();
+        head.header(b"content-length", b"0").unwrap();
+        r.encode_stream_head(head).unwrap();
+        let trailers = trailer_map(&[(b"x-sum".to_vec(), b"42".to_vec())]).unwrap();
+        assert_eq!(text(&r.encode_end_with_trailers(trailers).unwrap()), "");
+        assert!(trailer_map(&[(b"x".to_vec(), b"a\r\nb".to_vec())]).is_err());
     }
 
     #[test]

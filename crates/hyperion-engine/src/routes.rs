@@ -77,7 +77,9 @@ pub struct StaticResponse {
     head: Vec<u8>,
     /// `content-length: N\r\n`.
     length_line: Vec<u8>,
-    body: Vec<u8>,
+    /// The same head for HTTP/2 streams (content-length included, date added when sent).
+    h2_headers: http::HeaderMap,
+    body: bytes::Bytes,
 }
 
 impl StaticResponse {
@@ -101,13 +103,19 @@ impl StaticResponse {
         if !(200..=999).contains(&status) || status == 204 || status == 304 {
             return Err(ResponseError::InvalidStatus(status as i64));
         }
+        let mut h2_headers = std::mem::take(head.to_h2()?.headers_mut());
+        h2_headers.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from(body.len()),
+        );
         let head = head.into_bytes();
         let length_line = format!("content-length: {}\r\n", body.len()).into_bytes();
         Ok(StaticResponse {
             status,
             head,
             length_line,
-            body,
+            h2_headers,
+            body: body.into(),
         })
     }
 
@@ -121,6 +129,23 @@ impl StaticResponse {
 
     pub fn body(&self) -> &[u8] {
         &self.body
+    }
+
+    /// The body as a shared buffer (sent on HTTP/2 streams without copying).
+    pub fn body_bytes(&self) -> bytes::Bytes {
+        self.body.clone()
+    }
+
+    /// The HTTP/2 head for one stream: the prebuilt headers and the cached date.
+    pub fn h2_response(&self) -> http::Response<()> {
+        let mut response = http::Response::new(());
+        *response.status_mut() =
+            http::StatusCode::from_u16(self.status).unwrap_or(http::StatusCode::OK);
+        let headers = response.headers_mut();
+        headers.reserve(self.h2_headers.len() + 1);
+        headers.clone_from(&self.h2_headers);
+        headers.insert(http::header::DATE, crate::response::date_value());
+        response
     }
 
     /// Like [`StaticResponse::write_to`] without the body: for sending a large body from the
@@ -393,7 +418,7 @@ mod tests {
         let hit = t.lookup(b"GET", b"/x").unwrap();
         assert!(!hit.head_only);
         match hit.route {
-            Route::Static(s) => assert_eq!(s.current().body, b"2"),
+            Route::Static(s) => assert_eq!(s.current().body(), b"2"),
             Route::Handler(_) => panic!("static expected"),
         }
         assert!(t.lookup(b"HEAD", b"/x").unwrap().head_only);
@@ -411,7 +436,7 @@ mod tests {
             StaticResponse::new(200, &[], vec![]).unwrap(),
         );
         match t.lookup(b"HEAD", b"/x").unwrap().route {
-            Route::Static(s) => assert_eq!(s.current().body, b""),
+            Route::Static(s) => assert_eq!(s.current().body(), b""),
             Route::Handler(_) => panic!(),
         }
     }
@@ -433,13 +458,13 @@ mod tests {
             Route::Handler(_) => panic!(),
         };
         // Not before the recheck interval...
-        assert_eq!(current(b"/a.txt").current().body, b"one");
+        assert_eq!(current(b"/a.txt").current().body(), b"one");
         // ...but after it.
         let entry = current(b"/a.txt");
         entry.source.as_ref().unwrap().lock().unwrap().checked -= RECHECK_INTERVAL;
-        assert_eq!(entry.current().body, b"changed");
+        assert_eq!(entry.current().body(), b"changed");
         // Immutable entries never look again.
-        assert_eq!(current(b"/b.txt").current().body, b"one");
+        assert_eq!(current(b"/b.txt").current().body(), b"one");
         // Several paths, one entry.
         assert!(Arc::ptr_eq(&current(b"/b.txt"), &current(b"/c.txt")));
         std::fs::remove_dir_all(&dir).unwrap();

@@ -48,6 +48,12 @@ pub struct StatsSnapshot {
     pub tls_handshake_failures: u64,
     pub tls_handshake_timeouts: u64,
     pub tls_handshakes_rate_limited: u64,
+    pub h2_connections: u64,
+    pub h2_streams: u64,
+    pub h2_streams_refused: u64,
+    pub h2_streams_reset: u64,
+    pub h2_protocol_errors: u64,
+    pub h2_abuse: u64,
 }
 
 impl StatsSnapshot {
@@ -74,6 +80,12 @@ impl StatsSnapshot {
             tls_handshake_failures: get(&slot.tls_handshake_failures),
             tls_handshake_timeouts: get(&slot.tls_handshake_timeouts),
             tls_handshakes_rate_limited: get(&slot.tls_handshakes_rate_limited),
+            h2_connections: get(&slot.h2_connections),
+            h2_streams: get(&slot.h2_streams),
+            h2_streams_refused: get(&slot.h2_streams_refused),
+            h2_streams_reset: get(&slot.h2_streams_reset),
+            h2_protocol_errors: get(&slot.h2_protocol_errors),
+            h2_abuse: get(&slot.h2_abuse),
         }
     }
 }

@@ -26,9 +26,8 @@ use crate::exchange::{ListenerInfo, Peer};
 use crate::log::{Level, RateLimit, Value as LogValue};
 use crate::stats::bump;
 
-/// The application protocols offered in ALPN, most preferred first. Only HTTP/1.1 is served
-/// today; `h2` goes first here once the engine speaks HTTP/2 (see [`serve`]).
-pub const ALPN_PROTOCOLS: &[&[u8]] = &[b"http/1.1"];
+/// The application protocols offered in ALPN, most preferred first (see [`serve`]).
+pub const ALPN_PROTOCOLS: &[&[u8]] = &[b"h2", b"http/1.1"];
 
 /// Lifetime announced to clients for a session ticket. Tickets really stop resuming when the
 /// key generation that issued them is two rotations old (USR2), so rotate more often than
@@ -436,10 +435,20 @@ pub(crate) async fn serve<S: Socket>(
             return;
         }
     };
-    // The one place that picks the protocol from the negotiated ALPN. HTTP/2 (`Some(b"h2")`)
-    // hands `stream` to its connection here once it exists and "h2" is in ALPN_PROTOCOLS;
-    // everything else, including clients without ALPN, is HTTP/1.1.
+    // The one place that picks the protocol from the negotiated ALPN; clients without ALPN
+    // speak HTTP/1.1.
     match stream.get_ref().1.alpn_protocol() {
+        Some(b"h2") => {
+            let peer_info = info.clone();
+            Box::pin(crate::h2::serve(
+                stream,
+                bytes::Bytes::new(),
+                peer,
+                shared.clone(),
+                peer_info,
+            ))
+            .await
+        }
         Some(b"http/1.1") | None => {
             Connection::new(stream, peer, shared.clone(), info)
                 .run()

@@ -132,7 +132,7 @@ fn client(dir: &Path, version: &'static rustls::SupportedProtocolVersion) -> Cli
             .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config
 }
 
@@ -224,6 +224,43 @@ fn serves_http11_over_tls_13_and_12_and_picks_http11_from_alpn() {
     assert_eq!(seen.alpn, None);
     assert_eq!(body(&seen.response), b"hello");
     assert_eq!(engine.stats().tls_handshakes, 3);
+}
+
+#[test]
+fn alpn_prefers_h2_and_serves_http2_over_tls() {
+    let dir = certs();
+    let (_engine, port) = start(EngineConfig {
+        tls: Some(tls_config(&dir, "rsa-chain.pem", "rsa.key")),
+        ..EngineConfig::default()
+    });
+    let mut config = client(&dir, &rustls::version::TLS13);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .expect("handshake");
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (mut client, connection) = h2::client::handshake(tls).await.expect("h2 handshake");
+        tokio::spawn(connection);
+        let request = http::Request::get("https://localhost/").body(()).unwrap();
+        let (response, _) = client.send_request(request, true).unwrap();
+        let response = response.await.expect("response");
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        let mut got = Vec::new();
+        while let Some(chunk) = body.data().await {
+            got.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(got, b"hello");
+    });
 }
 
 #[test]

@@ -28,6 +28,8 @@ struct Interned {
     rack_response_finished: VALUE,
     http_1_1: VALUE,
     http_1_0: VALUE,
+    http_2: VALUE,
+    rack_hijack_p: VALUE,
 }
 
 // SAFETY: VALUEs of permanently registered frozen strings are plain words, valid on any Ruby
@@ -72,6 +74,8 @@ pub fn init() {
         rack_response_finished: permanent(b"rack.response_finished"),
         http_1_1: permanent(b"HTTP/1.1"),
         http_1_0: permanent(b"HTTP/1.0"),
+        http_2: permanent(b"HTTP/2"),
+        rack_hijack_p: permanent(b"rack.hijack?"),
     });
 }
 
@@ -107,21 +111,19 @@ pub fn build(ruby: &Ruby, ex: &mut Exchange, template: RHash) -> Result<RHash, E
         env,
         k.server_protocol,
         match head.version {
+            _ if ex.is_h2() => k.http_2,
             Version::Http11 => k.http_1_1,
             Version::Http10 => k.http_1_0,
         },
     );
-    aset(
-        env,
-        k.rack_url_scheme,
-        intern(ex.listener.scheme.as_bytes()),
-    );
+    let scheme = ex.scheme();
+    aset(env, k.rack_url_scheme, intern(scheme.as_bytes()));
+    if ex.is_h2() {
+        // An HTTP/2 stream shares its connection: there is no socket to hand over.
+        aset(env, k.rack_hijack_p, rb_sys::Qfalse as VALUE);
+    }
 
-    let default_port: &[u8] = if ex.listener.scheme == "https" {
-        b"443"
-    } else {
-        b"80"
-    };
+    let default_port: &[u8] = if scheme == "https" { b"443" } else { b"80" };
     // An empty Host is legal (a target without authority); SERVER_NAME must not be empty.
     match head.host.filter(|span| !span.is_empty()) {
         Some(span) => {

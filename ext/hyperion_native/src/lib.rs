@@ -180,6 +180,25 @@ impl RbEngine {
                 config.limits.max_head_bytes = n;
             }
             config.tls = tls::config(ruby, opts)?;
+            if let Some(on) = opt::<bool>(ruby, opts, "h2c")? {
+                config.h2.h2c = on;
+            }
+            if let Some(n) = opt::<u32>(ruby, opts, "h2_max_concurrent_streams")? {
+                config.h2.max_concurrent_streams = n;
+            }
+            if let Some(n) = opt::<u32>(ruby, opts, "h2_initial_window_size")? {
+                config.h2.initial_window_size = n.min((1 << 31) - 1);
+            }
+            if let Some(n) = opt::<u32>(ruby, opts, "h2_max_frame_size")? {
+                config.h2.max_frame_size = n.clamp(16_384, 16_777_215);
+            }
+            if let Some(n) = opt::<u32>(ruby, opts, "h2_max_header_list_size")? {
+                config.h2.max_header_list_size = n;
+            }
+            // 0: unbounded.
+            if let Some(n) = opt::<usize>(ruby, opts, "h2_max_total_streams")? {
+                config.h2.max_total_streams = (n > 0).then_some(n);
+            }
             let listeners: RArray = opt(ruby, opts, "listeners")?
                 .ok_or_else(|| Error::new(ruby.exception_arg_error(), "listeners: is required"))?;
             let specs = listen_specs(ruby, listeners)?;
@@ -376,6 +395,12 @@ fn stats_hash(ruby: &Ruby, s: &StatsSnapshot, m: &metrics::Metrics) -> Result<RH
         ("tls_handshake_failures", s.tls_handshake_failures),
         ("tls_handshake_timeouts", s.tls_handshake_timeouts),
         ("tls_handshakes_rate_limited", s.tls_handshakes_rate_limited),
+        ("h2_connections", s.h2_connections),
+        ("h2_streams", s.h2_streams),
+        ("h2_streams_refused", s.h2_streams_refused),
+        ("h2_streams_reset", s.h2_streams_reset),
+        ("h2_protocol_errors", s.h2_protocol_errors),
+        ("h2_abuse", s.h2_abuse),
     ];
     for (name, value) in counters {
         h.aset(ruby.to_symbol(name), value)?;
@@ -554,6 +579,10 @@ impl RbExchange {
         })
     }
 
+    fn is_h2(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
+        rb_self.with(ruby, |ex| Ok(ex.is_h2()))
+    }
+
     fn is_head(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
         rb_self.with(ruby, |ex| Ok(ex.response.is_head_request()))
     }
@@ -666,6 +695,28 @@ impl RbExchange {
         guard(ruby, || {
             let msg = rb_self.with(ruby, |ex| {
                 ex.response.encode_end().map_err(|e| invalid(ruby, e))
+            })?;
+            let sent = rb_self.send(ruby, msg)?;
+            rb_self.release();
+            Ok(sent)
+        })
+    }
+
+    /// Ends a streamed response with the body's trailers (a Hash of String values): trailing
+    /// HEADERS on HTTP/2, the chunked trailer section on HTTP/1.1.
+    fn finish_trailers(ruby: &Ruby, rb_self: &Self, trailers: RHash) -> Result<bool, Error> {
+        guard(ruby, || {
+            let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            trailers.foreach(|name: RString, value: RString| {
+                // SAFETY: copied before any Ruby code runs.
+                unsafe { fields.push((name.as_slice().to_vec(), value.as_slice().to_vec())) };
+                Ok(magnus::r_hash::ForEach::Continue)
+            })?;
+            let map = hyperion_engine::trailer_map(&fields).map_err(|e| invalid(ruby, e))?;
+            let msg = rb_self.with(ruby, |ex| {
+                ex.response
+                    .encode_end_with_trailers(map)
+                    .map_err(|e| invalid(ruby, e))
             })?;
             let sent = rb_self.send(ruby, msg)?;
             rb_self.release();
@@ -903,6 +954,7 @@ impl RbExchange {
                 out.push(ruby.str_from_slice(if path.is_empty() { b"/" } else { path }))?;
                 out.push(ruby.str_from_slice(head.query.slice(buf)))?;
                 out.push(match head.version {
+                    _ if ex.is_h2() => "HTTP/2",
                     hyperion_http::Version::Http11 => "HTTP/1.1",
                     hyperion_http::Version::Http10 => "HTTP/1.0",
                 })?;
@@ -980,6 +1032,8 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     let exchange = native.define_class("Exchange", ruby.class_object())?;
     exchange.define_method("build_env", method!(RbExchange::build_env, 1))?;
     exchange.define_method("head?", method!(RbExchange::is_head, 0))?;
+    exchange.define_method("h2?", method!(RbExchange::is_h2, 0))?;
+    exchange.define_method("finish_trailers", method!(RbExchange::finish_trailers, 1))?;
     exchange.define_method("started?", method!(RbExchange::is_started, 0))?;
     exchange.define_method("respond", method!(RbExchange::respond, 3))?;
     exchange.define_method("start", method!(RbExchange::start, 2))?;

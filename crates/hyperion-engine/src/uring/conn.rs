@@ -114,6 +114,8 @@ pub(super) enum End {
     Close,
     /// Hand the socket to the application.
     Hijack(SyncSender<Hijacked>),
+    /// The connection began with the HTTP/2 preface: hand it to the engine's HTTP/2 runtime.
+    Http2,
 }
 
 /// The multishot receive.
@@ -151,6 +153,8 @@ pub(super) struct Conn {
     ending: Option<End>,
     /// The request being answered, reported to metrics and the access log when it ends.
     current: Option<Current>,
+    /// No request has been read yet: the first bytes may be the HTTP/2 preface.
+    fresh: bool,
 }
 
 impl Conn {
@@ -173,7 +177,16 @@ impl Conn {
             expired: false,
             ending: None,
             current: None,
+            fresh: true,
         }
+    }
+
+    pub(super) fn peer(&self) -> Peer {
+        self.peer
+    }
+
+    pub(super) fn listener(&self) -> &Arc<ListenerInfo> {
+        &self.listener
     }
 
     /// What the timer sweep watches: the deadline of the wait for bytes (`None` kind) or of
@@ -442,6 +455,13 @@ impl Conn {
                 self.state = State::Head {
                     started: Some(started),
                 };
+                if self.fresh && config.h2.h2c {
+                    match crate::h2::preface_state(&self.buf) {
+                        Some(true) => return Step::End(End::Http2),
+                        Some(false) => return Step::Read(started + config.request_read_timeout),
+                        None => {}
+                    }
+                }
                 match parse_request_head(&self.buf, &config.limits) {
                     Ok(HeadStatus::Complete { head, len }) => self.begin_body(io, head, len),
                     Ok(HeadStatus::Partial) => {
@@ -512,6 +532,7 @@ impl Conn {
                             head_bytes,
                             body,
                             trailers,
+                            protocol: crate::exchange::Protocol::Http1,
                         },
                     ),
                     Err(e) => {
@@ -595,6 +616,7 @@ impl Conn {
 
     /// A complete head: answer `100 Continue` when asked and read the body.
     fn begin_body(&mut self, io: &mut Io, head: RequestHead, head_len: usize) {
+        self.fresh = false;
         let head_bytes = self.buf.split_to(head_len).freeze();
         self.current = Some(Current::parsed(&io.shared, &head, &head_bytes, io.now));
         let config = &io.shared.config;
@@ -608,6 +630,7 @@ impl Conn {
                     head_bytes,
                     body,
                     trailers: Vec::new(),
+                    protocol: crate::exchange::Protocol::Http1,
                 };
                 return self.dispatch(io, request);
             }

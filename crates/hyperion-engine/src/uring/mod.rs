@@ -599,6 +599,17 @@ impl Loop {
             Next::Keep => return,
             Next::End(End::Close) => None,
             Next::End(End::Hijack(tx)) => Some(tx),
+            Next::End(End::Http2) => {
+                let conn = self.slots[slot as usize].conn.take().expect("live slot");
+                self.free.push(slot);
+                let peer = conn.peer();
+                let listener = conn.listener().clone();
+                let (fd, buffered) = conn.into_hijacked();
+                // Still an open connection of this engine (graceful stop waits for it): its
+                // count moves to the HTTP/2 runtime.
+                crate::h2::hand_off(&self.io.shared, fd, buffered, peer, listener);
+                return;
+            }
         };
         let conn = self.slots[slot as usize].conn.take().expect("live slot");
         self.free.push(slot);

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# HTTP/2 benchmark: h2load against Hyperion and, in the same run, Debian's nghttpd serving a
+# small file as the reference.
+#
+#   hyperion-static  Server.handle_static hello (bench/hello_static.ru): answered on the
+#                    connection task, never entering Ruby
+#   hyperion-rack    the generic Rack hello (bench/hello.ru) through the application threads
+#   nghttpd          nghttpd -n 1 serving a 13-byte file
+#
+# Two load shapes: `h2load -c 1 -m 100 -n N` (one connection, 100 concurrent streams) and
+# `h2load -c 10 -m 10 -n N`. Server on core 0, h2load on core 1 (`taskset`), medians of RUNS
+# runs, round-robin. Runs where any request failed are INVALID and excluded.
+#
+# Over h2c (prior knowledge) by default. With TLS_CERT and TLS_KEY set (PEM files), every
+# server listens with TLS instead and h2load negotiates h2 by ALPN (Hyperion takes
+# --tls-cert/--tls-key; needs a build with TLS).
+#
+# Usage: bench/h2.sh
+# Environment: REQUESTS=20000 RUNS=3 PORT_BASE=18501 STOP_TIMEOUT=10 TLS_CERT= TLS_KEY=
+set -euo pipefail
+
+REQUESTS=${REQUESTS:-20000}
+RUNS=${RUNS:-3}
+PORT_BASE=${PORT_BASE:-18501}
+STOP_TIMEOUT=${STOP_TIMEOUT:-10}
+TLS_CERT=${TLS_CERT:-}
+TLS_KEY=${TLS_KEY:-}
+SERVER_CPU=0
+CLIENT_CPU=1
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+RESULTS_DIR=$ROOT/bench/results
+RAW_DIR=$RESULTS_DIR/raw
+STAMP=$(date +%Y-%m-%d-%H%M%S)
+REPORT=$RESULTS_DIR/h2-$STAMP.md
+mkdir -p "$RAW_DIR"
+TMP=$(mktemp -d -t hyperion-h2.XXXXXX)
+SERVER_PID=""
+NOTES=()
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+for tool in h2load nghttpd curl; do
+  command -v "$tool" >/dev/null || { log "$tool is missing (bin/setup installs nghttp2-client and nghttp2-server)"; exit 1; }
+done
+
+if [[ -n $TLS_CERT || -n $TLS_KEY ]]; then
+  [[ -r $TLS_CERT && -r $TLS_KEY ]] || { log "TLS_CERT and TLS_KEY must both name readable PEM files"; exit 1; }
+  SCHEME=https
+  HYPERION_TLS="--tls-cert $TLS_CERT --tls-key $TLS_KEY"
+  NGHTTPD_ARGS="PORT $TLS_KEY $TLS_CERT"
+  CURL_PROTO=(--http2 -k)
+else
+  SCHEME=http
+  HYPERION_TLS=""
+  NGHTTPD_ARGS="--no-tls PORT"
+  CURL_PROTO=(--http2-prior-knowledge)
+fi
+
+DOCROOT=$TMP/htdocs
+mkdir -p "$DOCROOT"
+printf 'Hello, World!' >"$DOCROOT/index.html"
+
+# Ready means an HTTP/2 200 on the port, not just an open socket.
+wait_until_h2_ready() {
+  local name=$1 port=$2 logfile=$3 deadline=$((SECONDS + 60))
+  until [[ $(curl -s "${CURL_PROTO[@]}" -o /dev/null -m 1 -w '%{http_code}' "$SCHEME://127.0.0.1:$port/" || true) == 200 ]]; do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      log "$name exited during boot; its output:"; cat "$logfile" >&2; SERVER_PID=""; exit 1
+    fi
+    if (( SECONDS >= deadline )); then
+      log "$name did not answer 200 on port $port within 60 s; its output:"; cat "$logfile" >&2; exit 1
+    fi
+    sleep 0.2
+  done
+}
+
+# "label|command|path"; PORT is substituted.
+SERVERS=(
+  "hyperion-static|bundle exec hyperion -e production -t 5 -p PORT $HYPERION_TLS bench/hello_static.ru|/"
+  "hyperion-rack|bundle exec hyperion -e production -t 5 -p PORT $HYPERION_TLS bench/hello.ru|/"
+  "nghttpd|nghttpd -n 1 -d $DOCROOT $NGHTTPD_ARGS|/"
+)
+SHAPES=("c1m100|-c 1 -m 100" "c10m10|-c 10 -m 10")
+
+{
+  echo "# HTTP/2: $(date '+%Y-%m-%d %H:%M:%S %Z')"
+  echo
+  echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), kernel $(uname -r)."
+  echo "Revision: $(git rev-parse --short HEAD). Scheme: $SCHEME. Server \`taskset -c $SERVER_CPU\`,"
+  echo "\`taskset -c $CLIENT_CPU h2load SHAPE -n $REQUESTS URL\`; $RUNS runs round-robin; medians of valid runs."
+} >"$REPORT"
+
+declare -A RPS=() VALID=()
+port=$PORT_BASE
+for run in $(seq 1 "$RUNS"); do
+  for entry in "${SERVERS[@]}"; do
+    IFS='|' read -r label cmd path <<<"$entry"
+    port=$((port + 1))
+    cmd=${cmd//PORT/$port}
+    logfile=$TMP/$label-$run.log
+    log "run $run: $label"
+    # shellcheck disable=SC2086
+    (exec setsid taskset -c "$SERVER_CPU" $cmd) >"$logfile" 2>&1 </dev/null &
+    SERVER_PID=$!
+    wait_until_h2_ready "$label" "$port" "$logfile"
+    url="$SCHEME://127.0.0.1:$port$path"
+    for shape in "${SHAPES[@]}"; do
+      IFS='|' read -r shape_name shape_args <<<"$shape"
+      raw=$RAW_DIR/h2-$STAMP-$label-$shape_name-run$run.txt
+      status=0
+      # shellcheck disable=SC2086
+      taskset -c "$CLIENT_CPU" h2load $shape_args -n "$REQUESTS" "$url" >"$raw" 2>&1 || status=$?
+      rps=$(awk '/^finished in/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "req/s,") { print $i; exit } }' "$raw")
+      if ! grep -qE "^requests: .* $REQUESTS succeeded, 0 failed, 0 errored" "$raw" || (( status != 0 )) || [[ -z $rps ]]; then
+        loud "INVALID: $label $shape_name run $run (raw: ${raw#"$ROOT"/})"
+        continue
+      fi
+      key="$label|$shape_name"
+      RPS[$key]+="$rps"$'\n'; VALID[$key]=$(( ${VALID[$key]:-0} + 1 ))
+      log "  $shape_name: $rps req/s"
+    done
+    stop_server "$label"
+  done
+done
+
+for shape in "${SHAPES[@]}"; do
+  IFS='|' read -r shape_name shape_args <<<"$shape"
+  reference=$(printf '%s' "${RPS[nghttpd|$shape_name]:-}" | median '%.2f')
+  {
+    echo
+    echo "## h2load $shape_args -n $REQUESTS"
+    echo
+    echo "| Server | Command | Median req/s | vs nghttpd | Valid runs |"
+    echo "|---|---|---:|---:|---:|"
+    for entry in "${SERVERS[@]}"; do
+      IFS='|' read -r label cmd path <<<"$entry"
+      key="$label|$shape_name"
+      med=$(printf '%s' "${RPS[$key]:-}" | median '%.2f')
+      ratio="–"
+      [[ -n $med && -n $reference ]] && ratio=$(awk -v a="$med" -v b="$reference" 'BEGIN { printf "%.2fx", a / b }')
+      echo "| $label | \`${cmd//PORT/P}\` $path | ${med:-–} | $ratio | ${VALID[$key]:-0}/$RUNS |"
+    done
+  } >>"$REPORT"
+done
+if (( ${#NOTES[@]} )); then { echo; echo "## Notes"; printf -- '- %s\n' "${NOTES[@]}"; } >>"$REPORT"; fi
+log "report: $REPORT"
+cat "$REPORT"
