@@ -25,7 +25,7 @@ RSpec.describe 'Observability' do
   # name => [[labels, value], ...] of a Prometheus text page.
   def samples(text)
     text.lines.grep_v(/\A#/).each_with_object(Hash.new { |h, k| h[k] = [] }) do |line, out|
-      name, labels, value = line.match(/\A([a-z_]+)(?:\{(.*)\})? (\S+)\n?\z/).captures
+      name, labels, value = line.match(/\A([a-z_][a-z0-9_]*)(?:\{(.*)\})? (\S+)\n?\z/).captures
       out[name] << [labels.to_s.scan(/(\w+)="((?:[^"\\]|\\.)*)"/).to_h, Float(value)]
     end
   end
