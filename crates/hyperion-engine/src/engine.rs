@@ -398,6 +398,8 @@ fn finish(shared: &Shared) {
     if let Some(mut runtime) = runtime {
         runtime.shutdown();
     }
+    // The access lines of the last requests go out before the process can exit.
+    shared.log.flush(Duration::from_secs(1));
     shared.queue.close();
     *shared.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
     shared.stopped_cv.notify_all();
