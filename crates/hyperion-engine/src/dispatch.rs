@@ -274,6 +274,19 @@ pub(crate) fn dispatch(
 /// Counts a rejected request and logs one warn line about it (rate-limited).
 pub(crate) fn rejected(shared: &Shared, peer: Peer, status: u16, reason: &'static str) {
     shared.stats.count_rejection(reason);
+    warn_refused(shared, "request rejected", peer, Some(status), reason);
+}
+
+/// One warn line about a request or connection the engine refused, at most
+/// `REJECT_LOG_PER_SECOND` a second; the first line after a suppressed stretch says how many
+/// were left out, so a flood cannot fill the disk.
+pub(crate) fn warn_refused(
+    shared: &Shared,
+    message: &str,
+    peer: Peer,
+    status: Option<u16>,
+    reason: &str,
+) {
     if !shared.log.enabled(Level::Warn) {
         return;
     }
@@ -284,15 +297,15 @@ pub(crate) fn rejected(shared: &Shared, peer: Peer, status: u16, reason: &'stati
         Peer::Tcp(addr) => addr.to_string(),
         Peer::Unix => "unix".to_string(),
     };
-    let mut fields = vec![
-        ("peer", LogValue::Str(&peer)),
-        ("status", LogValue::Num(status as u64)),
-        ("reason", LogValue::Str(reason)),
-    ];
+    let mut fields = vec![("peer", LogValue::Str(&peer))];
+    if let Some(status) = status {
+        fields.push(("status", LogValue::Num(status as u64)));
+    }
+    fields.push(("reason", LogValue::Str(reason)));
     if suppressed > 0 {
         fields.push(("suppressed", LogValue::Num(suppressed)));
     }
-    shared.log.log(Level::Warn, "request rejected", &fields);
+    shared.log.log(Level::Warn, message, &fields);
 }
 
 /// The answer to a request that does not parse; the connection closes after it.

@@ -23,7 +23,7 @@ use rustls::ServerConfig;
 use crate::conn::{Connection, Socket};
 use crate::engine::Shared;
 use crate::exchange::{ListenerInfo, Peer};
-use crate::log::{Level, RateLimit, Value as LogValue};
+use crate::log::RateLimit;
 use crate::stats::bump;
 
 /// The application protocols offered in ALPN, most preferred first (see [`serve`]).
@@ -415,7 +415,13 @@ pub(crate) async fn serve<S: Socket>(
     if let Some(limit) = &tls.rate_limit {
         if limit.admit().is_none() {
             bump(&shared.stats.tls_handshakes_rate_limited);
-            log_refused(&shared, peer);
+            crate::dispatch::warn_refused(
+                &shared,
+                "TLS handshake refused",
+                peer,
+                None,
+                "tls_handshake_rate_limit",
+            );
             // Dropping the socket closes it before any TLS byte is exchanged.
             return;
         }
@@ -457,29 +463,6 @@ pub(crate) async fn serve<S: Socket>(
         // rustls only agrees to a protocol listed in ALPN_PROTOCOLS.
         Some(_) => {}
     }
-}
-
-fn log_refused(shared: &Shared, peer: Peer) {
-    if !shared.log.enabled(Level::Warn) {
-        return;
-    }
-    let Some(suppressed) = shared.reject_log.admit() else {
-        return;
-    };
-    let peer = match peer {
-        Peer::Tcp(addr) => addr.to_string(),
-        Peer::Unix => "unix".to_string(),
-    };
-    let mut fields = vec![
-        ("peer", LogValue::Str(&peer)),
-        ("reason", LogValue::Str("tls_handshake_rate_limit")),
-    ];
-    if suppressed > 0 {
-        fields.push(("suppressed", LogValue::Num(suppressed)));
-    }
-    shared
-        .log
-        .log(Level::Warn, "TLS handshake refused", &fields);
 }
 
 /// A TLS stream over a connected socket. The raw-descriptor operations of [`Socket`] are not
