@@ -180,7 +180,9 @@ for run in $(seq 1 "$RUNS"); do
     taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$url" >"$raw" 2>&1 || wrk_status=$?
     ticks=$(( $(group_cpu_ticks "$SERVER_PID") - ticks_before ))
     stop_server "$name"
-    cp "$TMP/$name-run$run.log" "$RAW_DIR/hello-$STAMP-$name-run$run.server.log"
+    # Everything but the access lines (one per request: hundreds of MB per run).
+    grep -v -e '"message":"request"' -e ' \[hyperion\] request ' "$TMP/$name-run$run.log" \
+      >"$RAW_DIR/hello-$STAMP-$name-run$run.server.log" || true
 
     rps=$(awk '/^Requests\/sec:/ { print $2 }' "$raw")
     requests=$(awk '/requests in/ { print $1 }' "$raw")
