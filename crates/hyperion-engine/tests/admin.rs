@@ -8,30 +8,13 @@ use std::thread;
 use std::time::Duration;
 
 use hyperion_engine::{
-    AdminConfig, Engine, EngineConfig, Exchange, HeadBuilder, IoUring, ListenSpec, Pop, WaitToken,
+    AdminConfig, Engine, EngineConfig, Exchange, HeadBuilder, IoUring, Pop, WaitToken,
 };
 
-const TOKEN: &str = "s3cret-admin-token-0123";
+mod common;
+use common::tcp;
 
-/// Every test runs once per connection loop: `epoll::name` and `io_uring::name`.
-macro_rules! both_loops {
-    ($($name:ident),* $(,)?) => {
-        mod epoll {
-            $(#[test]
-            fn $name() {
-                super::$name(hyperion_engine::IoUring::Off);
-            })*
-        }
-        mod io_uring {
-            $(#[test]
-            fn $name() {
-                if super::io_uring_available() {
-                    super::$name(hyperion_engine::IoUring::On);
-                }
-            })*
-        }
-    };
-}
+const TOKEN: &str = "s3cret-admin-token-0123";
 
 both_loops!(
     metrics_answer_with_a_valid_token_while_the_app_is_busy,
@@ -45,22 +28,6 @@ both_loops!(
     admin_listener_serves_only_admin_paths,
     without_an_admin_config_the_paths_belong_to_the_application,
 );
-
-fn io_uring_available() -> bool {
-    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        Engine::start(config(IoUring::On, None), &tcp())
-            .map(|engine| engine.io_loop().0 == "io_uring")
-            .unwrap_or(false)
-    })
-}
-
-fn tcp() -> Vec<ListenSpec> {
-    vec![ListenSpec::Tcp {
-        host: "127.0.0.1".into(),
-        port: 0,
-    }]
-}
 
 fn config(mode: IoUring, admin: Option<AdminConfig>) -> EngineConfig {
     EngineConfig {

@@ -11,25 +11,8 @@ use hyperion_engine::{
     WaitToken,
 };
 
-/// Every test runs once per connection loop: `epoll::name` and `io_uring::name`.
-macro_rules! both_loops {
-    ($($name:ident),* $(,)?) => {
-        mod epoll {
-            $(#[test]
-            fn $name() {
-                super::$name(hyperion_engine::IoUring::Off);
-            })*
-        }
-        mod io_uring {
-            $(#[test]
-            fn $name() {
-                if super::io_uring_available() {
-                    super::$name(hyperion_engine::IoUring::On);
-                }
-            })*
-        }
-    };
-}
+mod common;
+use common::{io_uring_available, tcp};
 
 both_loops!(
     keep_alive_and_pipelined_requests_are_answered_in_order,
@@ -61,28 +44,6 @@ fn with_loop(mode: IoUring) -> EngineConfig {
         io_uring: mode,
         ..EngineConfig::default()
     }
-}
-
-/// Whether this kernel can run the io_uring loop (if not, its tests pass without running).
-fn io_uring_available() -> bool {
-    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVAILABLE.get_or_init(|| match Engine::start(with_loop(IoUring::On), &tcp()) {
-        Ok(engine) => {
-            assert_eq!(engine.io_loop().0, "io_uring");
-            true
-        }
-        Err(e) => {
-            eprintln!("io_uring tests skipped: {e}");
-            false
-        }
-    })
-}
-
-fn tcp() -> Vec<ListenSpec> {
-    vec![ListenSpec::Tcp {
-        host: "127.0.0.1".into(),
-        port: 0,
-    }]
 }
 
 /// Starts `threads` application threads answering every exchange with `handler`.

@@ -11,29 +11,12 @@ use h2::client::SendRequest;
 use h2::Reason;
 use hyperion_engine::routes::{Method, RouteTable, StaticResponse};
 use hyperion_engine::{
-    trailer_map, Body, Engine, EngineConfig, Exchange, HeadBuilder, IoUring, ListenSpec, Pop,
-    WaitToken,
+    trailer_map, Body, Engine, EngineConfig, Exchange, HeadBuilder, IoUring, Pop, WaitToken,
 };
 use tokio::net::TcpStream;
 
-macro_rules! both_loops {
-    ($($name:ident),* $(,)?) => {
-        mod epoll {
-            $(#[test]
-            fn $name() {
-                super::$name(hyperion_engine::IoUring::Off);
-            })*
-        }
-        mod io_uring {
-            $(#[test]
-            fn $name() {
-                if super::io_uring_available() {
-                    super::$name(hyperion_engine::IoUring::On);
-                }
-            })*
-        }
-    };
-}
+mod common;
+use common::tcp;
 
 both_loops!(
     get_and_post_over_h2c_reach_the_app_as_http2_exchanges,
@@ -50,24 +33,6 @@ both_loops!(
     rapid_reset_ends_the_connection_with_enhance_your_calm,
     continuation_and_ping_floods_end_the_connection,
 );
-
-fn io_uring_available() -> bool {
-    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        let config = EngineConfig {
-            io_uring: IoUring::On,
-            ..EngineConfig::default()
-        };
-        Engine::start(config, &tcp()).is_ok()
-    })
-}
-
-fn tcp() -> Vec<ListenSpec> {
-    vec![ListenSpec::Tcp {
-        host: "127.0.0.1".into(),
-        port: 0,
-    }]
-}
 
 fn config(mode: IoUring) -> EngineConfig {
     EngineConfig {

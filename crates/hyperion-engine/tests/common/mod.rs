@@ -1,0 +1,52 @@
+//! What the engine's integration tests share: running each test on both connection loops, and
+//! the listener they bind.
+
+use hyperion_engine::{Engine, EngineConfig, IoUring, ListenSpec};
+
+/// Every test runs once per connection loop: `epoll::name` and `io_uring::name` (the latter
+/// passes without running where the kernel forbids io_uring).
+#[macro_export]
+macro_rules! both_loops {
+    ($($name:ident),* $(,)?) => {
+        mod epoll {
+            $(#[test]
+            fn $name() {
+                super::$name(hyperion_engine::IoUring::Off);
+            })*
+        }
+        mod io_uring {
+            $(#[test]
+            fn $name() {
+                if $crate::common::io_uring_available() {
+                    super::$name(hyperion_engine::IoUring::On);
+                }
+            })*
+        }
+    };
+}
+
+/// Whether this kernel lets the engine run its io_uring loop; asked once.
+pub fn io_uring_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        let config = EngineConfig {
+            io_uring: IoUring::On,
+            ..EngineConfig::default()
+        };
+        match Engine::start(config, &tcp()) {
+            Ok(engine) => engine.io_loop().0 == "io_uring",
+            Err(e) => {
+                eprintln!("io_uring tests skipped: {e}");
+                false
+            }
+        }
+    })
+}
+
+/// One TCP listener on a free port of 127.0.0.1.
+pub fn tcp() -> Vec<ListenSpec> {
+    vec![ListenSpec::Tcp {
+        host: "127.0.0.1".into(),
+        port: 0,
+    }]
+}
