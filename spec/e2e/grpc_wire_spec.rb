@@ -13,8 +13,8 @@ RSpec.describe 'gRPC on the wire (HTTP/2 frames)', :e2e do
   PYTHON = File.executable?('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'
   FETCH = File.expand_path('../h2/fetch.py', __dir__)
 
-  def fetch(path, method: 'GET', headers: [], body: [], reset: false)
-    request = { method: method, path: path, headers: headers, body: body, reset: reset }
+  def fetch(path, method: 'GET', headers: [], body: [], reset: false, open: false)
+    request = { method: method, path: path, headers: headers, body: body, reset: reset, open: open }
     out, status = Open3.capture2e(PYTHON, FETCH, @server.port.to_s, JSON.generate(request))
     expect(status).to be_success, out
     JSON.parse(out)
@@ -104,6 +104,11 @@ RSpec.describe 'gRPC on the wire (HTTP/2 frames)', :e2e do
         response = fetch('/binary', method: 'POST', headers: headers, body: pieces)
         expect(data(response).join).to eq("#{bytes.bytes.sum} #{bytes.bytesize}")
       end
+    end
+
+    it 'lets Thread#kill end a thread blocked reading a body that is still arriving' do
+      response = grpc_post('/kill-reader', body: ['a'], open: true)
+      expect(data(response).join).to eq('killed')
     end
 
     it 'raises Hyperion::InputError in a reader when the client resets the stream' do

@@ -4,9 +4,10 @@
 Usage: fetch.py PORT REQUEST_JSON
 
 REQUEST_JSON: {"method": "POST", "path": "/x", "headers": [["name", "value"], ...],
-"body": ["piece", ...], "reset": false} (body pieces are Latin-1 text, each sent as its own
-DATA frame; the last one ends the stream; no body: HEADERS with END_STREAM; with "reset" the
-body does not end: the stream is reset with CANCEL after the pieces, and the script exits).
+"body": ["piece", ...], "reset": false, "open": false} (body pieces are Latin-1 text, each
+sent as its own DATA frame; the last one ends the stream; no body: HEADERS with END_STREAM;
+with "open" the body never ends while the response is read; with "reset" the body does not
+end either: the stream is reset with CANCEL after the pieces, and the script exits).
 
 Prints one JSON object: status, headers, the response's DATA frames in order (Latin-1 text,
 with whether each carried END_STREAM), trailers (with END_STREAM), and a reset code if the
@@ -34,9 +35,10 @@ def main():
     body = req.get("body", [])
     sid = conn.get_next_available_stream_id()
     reset = req.get("reset", False)
-    conn.send_headers(sid, headers, end_stream=not body and not reset)
+    keep_open = reset or req.get("open", False)
+    conn.send_headers(sid, headers, end_stream=not body and not keep_open)
     for i, piece in enumerate(body):
-        last = i == len(body) - 1 and not reset
+        last = i == len(body) - 1 and not keep_open
         conn.send_data(sid, piece.encode("latin-1"), end_stream=last)
     sock.sendall(conn.data_to_send())
     if reset:
