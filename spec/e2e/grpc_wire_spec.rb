@@ -10,12 +10,13 @@ require 'tmpdir'
 # trailing HEADERS frame, one DATA frame per yielded chunk, the request's `te`, and a request
 # body that rack.input reads while it arrives.
 RSpec.describe 'gRPC on the wire (HTTP/2 frames)', :e2e do
-  PYTHON = File.executable?('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'
-  FETCH = File.expand_path('../h2/fetch.py', __dir__)
+  # Debian's interpreter, which has python3-h2 (bin/setup).
+  let(:python) { File.executable?('/usr/bin/python3') ? '/usr/bin/python3' : 'python3' }
+  let(:fetch_script) { File.expand_path('../h2/fetch.py', __dir__) }
 
   def fetch(path, method: 'GET', headers: [], body: [], reset: false, open: false)
     request = { method: method, path: path, headers: headers, body: body, reset: reset, open: open }
-    out, status = Open3.capture2e(PYTHON, FETCH, @server.port.to_s, JSON.generate(request))
+    out, status = Open3.capture2e(python, fetch_script, @server.port.to_s, JSON.generate(request))
     expect(status).to be_success, out
     JSON.parse(out)
   end
