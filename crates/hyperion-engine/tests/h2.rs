@@ -52,6 +52,7 @@ both_loops!(
     grpc_request_bodies_reach_the_app_as_they_arrive,
     a_streamed_request_body_is_paced_by_the_reader,
     a_reset_fails_the_reader_of_a_streamed_body,
+    a_streamed_body_past_max_body_bytes_fails_the_reader,
 );
 
 fn io_uring_available() -> bool {
@@ -871,4 +872,50 @@ fn a_reset_fails_the_reader_of_a_streamed_body(mode: IoUring) {
         Ok(hyperion_engine::Read::Data(Bytes::from_static(b"part")))
     );
     assert_eq!(after_reset, Err(hyperion_engine::InputError::Reset));
+}
+
+fn a_streamed_body_past_max_body_bytes_fails_the_reader(mode: IoUring) {
+    let handler: Handler = Arc::new(|ex| {
+        let Body::Stream(stream) = std::mem::replace(&mut ex.body, Body::Memory(Vec::new())) else {
+            return respond(ex, 500, b"not streamed");
+        };
+        let mut read = 0;
+        let outcome = loop {
+            match stream.next() {
+                Ok(hyperion_engine::Read::Data(chunk)) => read += chunk.len(),
+                Ok(hyperion_engine::Read::Eof) => break "eof".to_string(),
+                Ok(hyperion_engine::Read::Interrupted) => continue,
+                Err(e) => break format!("{e:?}"),
+            }
+        };
+        respond(ex, 200, format!("{read} {outcome}").as_bytes());
+    });
+    let mut config = config(mode);
+    config.limits.max_body_bytes = 10;
+    let (_engine, port) = start(config, 1, handler);
+    runtime().block_on(async {
+        let client = connect(port, None).await;
+        let mut client = client.ready().await.unwrap();
+        let (response, mut send) = client.send_request(grpc_request("/rpc"), false).unwrap();
+        send.send_data(Bytes::from_static(b"0123456"), false)
+            .unwrap();
+        send.send_data(Bytes::from_static(b"789abc"), false)
+            .unwrap();
+        let (parts, mut recv) = response.await.unwrap().into_parts();
+        assert_eq!(parts.status, 200);
+        let mut out = Vec::new();
+        while let Some(Ok(chunk)) = recv.data().await {
+            out.extend_from_slice(&chunk);
+        }
+        // The bytes within the limit were read; the frame that crossed it failed the body.
+        assert_eq!(out, b"7 TooLarge");
+
+        // A declared length over the limit is refused before the application is called.
+        let mut req = grpc_request("/rpc");
+        req.headers_mut()
+            .insert("content-length", "11".parse().unwrap());
+        let mut client = client.ready().await.unwrap();
+        let (response, _send) = client.send_request(req, false).unwrap();
+        assert_eq!(response.await.unwrap().status(), 413);
+    });
 }
