@@ -9,6 +9,7 @@ require 'hyperion/routes'
 require 'hyperion/metrics'
 require 'hyperion/log_file'
 require 'hyperion/page_cache'
+require 'hyperion/stream_input'
 require 'hyperion/rack_adapter'
 require 'hyperion/server'
 require 'hyperion/tls'
@@ -29,6 +30,10 @@ module Hyperion
 
   # A bug inside the native extension, surfaced as an exception instead of ending the process.
   InternalError = Native::InternalError
+
+  # A streamed request body (gRPC over HTTP/2) that cannot be read further: the client reset
+  # the stream, the body outgrew max_body_bytes, or no bytes came for max_request_read_seconds.
+  InputError = Native::InputError
 
   # A TLS certificate or key that cannot be used (unreadable, not PEM, not a matching pair).
   TlsError = Native::TlsError

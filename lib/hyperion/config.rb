@@ -212,7 +212,7 @@ module Hyperion
     setting :max_header_bytes, 65_536, integer_type(min: 1), 'Largest request head (request line + headers) accepted, in bytes; larger gets 431.', arg: 'N'
     setting :max_headers, 100, integer_type(min: 1), 'Most header fields in a request (and in chunked trailers); more gets 431.', arg: 'N'
     setting :max_uri_bytes, 8192, integer_type(min: 1), 'Longest request target (path and query) accepted, in bytes; longer gets 414.', arg: 'N'
-    setting :max_request_read_seconds, 30, seconds_type(min: 0, exclusive: true), 'Seconds a request head may take to arrive from its first byte, and a body may go without progress; then 408 (slowloris defence).', arg: 'SECONDS'
+    setting :max_request_read_seconds, 30, seconds_type(min: 0, exclusive: true), 'Seconds a request head may take to arrive from its first byte, and a body may go without progress; then 408 (slowloris defence). For a gRPC body the app reads as it arrives, the longest a read waits for bytes (then Hyperion::InputError).', arg: 'SECONDS'
     setting :write_timeout, 60, seconds_type(min: 0, exclusive: true), 'Seconds a response write may make no progress before the client is dropped.', arg: 'SECONDS'
     setting :max_pending, 4096, integer_type(min: 1), 'Requests waiting for a free thread before new ones are answered 503 with retry-after.', arg: 'COUNT'
     setting :preload_static, [].freeze, static_dirs_type, 'Directory whose files are loaded at boot into the page cache and served by the engine for GET/HEAD of their URL path (repeatable; DSL: `preload_static DIR, immutable: false` to re-check changed files every 5 s).', arg: 'DIR', repeat: true

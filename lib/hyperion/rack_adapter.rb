@@ -62,8 +62,9 @@ module Hyperion
         app_failed(exchange, env, e) unless hijacked
       ensure
         close_body(body, env) unless body.nil?
-        # A large request body is a temp file: give its descriptor back now, not at GC.
-        input.close if input.is_a?(File) && !input.closed?
+        # A large request body is a temp file: give its descriptor back now, not at GC. A
+        # streamed body stops being read from the client.
+        input.close if (input.is_a?(File) || input.is_a?(StreamInput)) && !input.closed?
         finished(exchange, env, status, headers, error)
         run_hooks(Routes.end_hooks, request, env, [status, headers, body], error) if request
       end
@@ -192,13 +193,35 @@ module Hyperion
 
     # Rack 3 body trailers (after `each`): trailing HEADERS on HTTP/2, the trailer section of a
     # chunked HTTP/1.1 body; without them, or where they cannot travel, the plain end.
+    # Trailers that cannot be sent (`trailers` raised or returned something else than a Hash,
+    # an invalid field) are logged and the stream ends normally; pseudo-header and
+    # connection-specific names are dropped by the engine.
     def finish_stream(exchange, body)
-      trailers = body.trailers if body.respond_to?(:trailers)
+      trailers = body_trailers(body)
       if trailers.is_a?(Hash) && !trailers.empty?
-        exchange.finish_trailers(trailers.to_h { |name, value| [name.to_s, Array(value).join(', ')] })
-      else
-        exchange.finish
+        begin
+          return exchange.finish_trailers(trailers.to_h { |name, value| [name.to_s, Array(value).join(', ')] })
+        rescue InvalidResponse => e
+          @logger.warn('response trailers not sent', error: e.message)
+        end
+      elsif !trailers.nil? && !trailers.is_a?(Hash)
+        @logger.warn('response trailers not sent', error: "body#trailers returned #{trailers.class}, not a Hash")
       end
+      exchange.finish
+    end
+
+    def body_trailers(body)
+      # In development the app's body is wrapped by Rack::Lint, which does not forward
+      # `trailers`: ask the body it wraps.
+      body = body.instance_variable_get(:@body) while lint_body?(body) && !body.respond_to?(:trailers)
+      body.trailers if body.respond_to?(:trailers)
+    rescue StandardError => e
+      @logger.exception(e, 'body#trailers raised')
+      nil
+    end
+
+    def lint_body?(body)
+      defined?(Rack::Lint::Wrapper) && body.instance_of?(Rack::Lint::Wrapper)
     end
 
     def stream_callable(exchange, env, status, headers, body)

@@ -2,7 +2,7 @@
 
 module Hyperion
   # The stream handed to a Rack 3 streaming body (`body.call(stream)`): writes go to the
-  # client as they are made; reads come from the request body (already received in full).
+  # client as they are made; reads come from the request body (rack.input).
   class Stream
     # `before_finish` runs once, just before the response is ended.
     def initialize(exchange, input = nil, &before_finish)

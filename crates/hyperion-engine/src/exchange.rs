@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyperion_http::RequestHead;
 
+use crate::input::BodyStream;
 use crate::response::Response;
 use crate::routes::StaticResponse;
 
@@ -40,7 +41,8 @@ pub enum Protocol {
     },
 }
 
-/// A request body, read completely before dispatch.
+/// A request body: read completely before dispatch, or (gRPC over HTTP/2) read by the
+/// application while it arrives.
 #[derive(Debug)]
 pub enum Body {
     Memory(Vec<u8>),
@@ -49,6 +51,9 @@ pub enum Body {
         file: std::fs::File,
         len: u64,
     },
+    /// Still arriving: the application reads it from here (its length is unknown, so `len`
+    /// says 0).
+    Stream(BodyStream),
 }
 
 impl Body {
@@ -56,6 +61,7 @@ impl Body {
         match self {
             Body::Memory(bytes) => bytes.len() as u64,
             Body::File { len, .. } => *len,
+            Body::Stream(_) => 0,
         }
     }
 
@@ -67,7 +73,7 @@ impl Body {
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match self {
             Body::Memory(bytes) => Some(bytes),
-            Body::File { .. } => None,
+            Body::File { .. } | Body::Stream(_) => None,
         }
     }
 }
@@ -91,7 +97,7 @@ pub struct Exchange {
     pub head: RequestHead,
     /// The bytes `head`'s spans point into.
     pub head_bytes: Bytes,
-    /// The whole request body, already read (and de-chunked).
+    /// The request body: already read (and de-chunked), or still arriving.
     pub body: Body,
     /// Trailer fields of a chunked body.
     pub trailers: Vec<(Vec<u8>, Vec<u8>)>,

@@ -459,6 +459,12 @@ fn on_stream(
         return;
     }
     let declared = head.framing;
+    if streams_body(&parts) {
+        stream_exchange(
+            shared, head, head_bytes, protocol, recv, respond, report, slot, peer, listener,
+        );
+        return;
+    }
     let shared = shared.clone();
     let listener = listener.clone();
     tokio::spawn(async move {
@@ -501,6 +507,136 @@ fn on_stream(
         drop(report);
         drop(slot);
     });
+}
+
+/// Whether the application reads this request's body while it arrives instead of after it
+/// has been read whole: gRPC (`application/grpc`, `application/grpc+proto`, ...), whose client
+/// and bidirectional streams are open-ended message sequences.
+fn streams_body(parts: &http::request::Parts) -> bool {
+    parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| v.as_bytes())
+        .is_some_and(|ct| {
+            ct.len() >= 16
+                && ct[..16].eq_ignore_ascii_case(b"application/grpc")
+                && matches!(ct.get(16), None | Some(b'+' | b';'))
+        })
+}
+
+/// A request whose body the application reads as it arrives: dispatched at once, with the
+/// stream's task feeding DATA to the reader while it writes the response.
+#[allow(clippy::too_many_arguments)]
+fn stream_exchange(
+    shared: &Arc<Shared>,
+    head: hyperion_http::RequestHead,
+    head_bytes: Bytes,
+    protocol: Protocol,
+    recv: RecvStream,
+    mut respond: SendResponse<Bytes>,
+    mut report: Report,
+    slot: StreamSlot,
+    peer: Peer,
+    listener: &Arc<ListenerInfo>,
+) {
+    let max = shared.config.limits.max_body_bytes;
+    if let hyperion_http::BodyFraming::Length(n) = head.framing {
+        if n > max {
+            rejected(shared, peer, 413, "body_too_large");
+            send_simple(&mut respond, 413, &[], &mut report);
+            return;
+        }
+    }
+    let (reader, feed) = crate::input::channel(shared.config.request_read_timeout);
+    let request = Request {
+        head,
+        head_bytes,
+        body: Body::Stream(reader),
+        trailers: Vec::new(),
+        protocol,
+    };
+    match dispatch(shared, request, peer, listener) {
+        Dispatched::Static {
+            response,
+            head_only,
+            ..
+        } => send_static(&mut respond, &response, head_only, &mut report),
+        Dispatched::Answered { bytes, .. } => send_answer(&mut respond, &bytes, &mut report),
+        Dispatched::Queued(rx) => {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                {
+                    let writer = write_stream(&shared, respond, rx, &mut report);
+                    let feeder = feed_body(feed, recv, max);
+                    tokio::pin!(writer, feeder);
+                    let mut feeding = true;
+                    loop {
+                        tokio::select! {
+                            _ = &mut writer => break,
+                            _ = &mut feeder, if feeding => feeding = false,
+                        }
+                    }
+                    if feeding {
+                        // A reset ends the response and the body at once: let the feeder see
+                        // it (one poll; a zero timeout polls the future first), so a reader
+                        // still waiting learns of the reset rather than of a closed body.
+                        let _ = timeout(Duration::ZERO, &mut feeder).await;
+                    }
+                    // Dropping the feeder here ends the body for a reader still waiting.
+                }
+                drop(report);
+                drop(slot);
+            });
+        }
+    }
+}
+
+/// Moves a streamed request body's DATA to its reader, giving flow-control window back only
+/// as the reader takes the bytes, until END_STREAM, a reset, `max` bytes, or the reader
+/// closing the body.
+async fn feed_body(feed: crate::input::BodyFeed, mut recv: RecvStream, max: u64) {
+    use crate::input::InputError;
+    let mut total: u64 = 0;
+    // Bytes received and not yet given back as window.
+    let mut held: usize = 0;
+    loop {
+        let (taken, gone) = feed.take_consumed();
+        if taken > 0 {
+            let n = taken.min(held);
+            held -= n;
+            let _ = recv.flow_control().release_capacity(n);
+        }
+        if gone {
+            return;
+        }
+        tokio::select! {
+            next = poll_fn(|cx| recv.poll_data(cx)) => match next {
+                None => break,
+                Some(Err(_)) => {
+                    feed.end(Err(InputError::Reset));
+                    return;
+                }
+                Some(Ok(chunk)) => {
+                    total += chunk.len() as u64;
+                    if total > max {
+                        feed.end(Err(InputError::TooLarge));
+                        return;
+                    }
+                    held += chunk.len();
+                    if !feed.push(chunk) {
+                        return;
+                    }
+                }
+            },
+            _ = feed.wait_reader() => {}
+        }
+    }
+    // Everything has arrived: what the reader has not taken yet no longer needs to hold the
+    // connection's window. (Request trailers are not delivered for a streamed body.)
+    if held > 0 {
+        let _ = recv.flow_control().release_capacity(held);
+    }
+    feed.end(Ok(()));
 }
 
 /// The request as an HTTP/1.1 head: `:method`, `:path`, `host` from `:authority`, then the

@@ -13,6 +13,7 @@ mod dispatch;
 pub mod engine;
 pub mod exchange;
 pub(crate) mod h2;
+pub mod input;
 pub mod listener;
 pub mod log;
 pub mod metrics;
@@ -29,6 +30,7 @@ pub use admin::AdminConfig;
 pub use config::{EngineConfig, H2Config, IoUring, ListenSpec};
 pub use engine::Engine;
 pub use exchange::{Body, Direct, Exchange, ListenerInfo, Peer, Protocol};
+pub use input::{BodyStream, InputError, Read};
 pub use queue::{ExchangeQueue, Pop, PushError, WaitToken};
 pub use response::{
     trailer_map, Disconnected, HeadBuilder, Hijacked, Response, ResponseError, ResponseMsg,

@@ -339,10 +339,20 @@ fn content_length_value(len: u64) -> http::HeaderValue {
     http::HeaderValue::from_bytes(itoa_buf(len).as_bytes()).expect("digits")
 }
 
-/// Trailer fields for the end of a streamed response, validated like headers.
+/// Trailer fields for the end of a streamed response, validated like headers. Pseudo-header
+/// names (`:status`) and connection-specific fields (RFC 9113 8.2.2; they are framing, not
+/// content) are dropped, since no trailer section may carry them.
 pub fn trailer_map(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<http::HeaderMap, ResponseError> {
     let mut map = http::HeaderMap::with_capacity(fields.len());
     for (name, value) in fields {
+        if name.first() == Some(&b':')
+            || name.eq_ignore_ascii_case(b"connection")
+            || name.eq_ignore_ascii_case(b"transfer-encoding")
+            || name.eq_ignore_ascii_case(b"te")
+            || is_connection_specific(name, value)
+        {
+            continue;
+        }
         check_header(name, value)?;
         let name = http::HeaderName::from_bytes(name)
             .map_err(|_| ResponseError::InvalidHeaderName(String::from_utf8_lossy(name).into()))?;
@@ -1315,6 +1325,18 @@ mod tests {
         let trailers = trailer_map(&[(b"x-sum".to_vec(), b"42".to_vec())]).unwrap();
         assert_eq!(text(&r.encode_end_with_trailers(trailers).unwrap()), "");
         assert!(trailer_map(&[(b"x".to_vec(), b"a\r\nb".to_vec())]).is_err());
+        let fields = [
+            (b":status".to_vec(), b"200".to_vec()),
+            (b"connection".to_vec(), b"close".to_vec()),
+            (b"Transfer-Encoding".to_vec(), b"chunked".to_vec()),
+            (b"te".to_vec(), b"trailers".to_vec()),
+            (b"keep-alive".to_vec(), b"5".to_vec()),
+            (b"upgrade".to_vec(), b"h2c".to_vec()),
+            (b"grpc-status".to_vec(), b"0".to_vec()),
+        ];
+        let map = trailer_map(&fields).unwrap();
+        assert_eq!(map.len(), 1);
+        assert_eq!(map["grpc-status"], "0");
     }
 
     #[test]

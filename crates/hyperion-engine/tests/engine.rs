@@ -101,6 +101,13 @@ fn body_bytes(ex: &mut Exchange) -> Vec<u8> {
             file.read_to_end(&mut out).unwrap();
             out
         }
+        Body::Stream(stream) => {
+            let mut out = Vec::new();
+            while let Ok(hyperion_engine::Read::Data(chunk)) = stream.next() {
+                out.extend_from_slice(&chunk);
+            }
+            out
+        }
     }
 }
 
@@ -377,6 +384,7 @@ fn large_bodies_spill_to_a_temp_file_and_arrive_intact(mode: IoUring) {
         let kind: &[u8] = match ex.body {
             Body::Memory(_) => b"memory ",
             Body::File { .. } => b"file ",
+            Body::Stream(_) => b"stream ",
         };
         let mut out = kind.to_vec();
         let body = body_bytes(ex);

@@ -32,6 +32,10 @@ both_loops!(
     request_bodies_over_max_body_bytes_get_413,
     rapid_reset_ends_the_connection_with_enhance_your_calm,
     continuation_and_ping_floods_end_the_connection,
+    grpc_request_bodies_reach_the_app_as_they_arrive,
+    a_streamed_request_body_is_paced_by_the_reader,
+    a_reset_fails_the_reader_of_a_streamed_body,
+    a_streamed_body_past_max_body_bytes_fails_the_reader,
 );
 
 fn config(mode: IoUring) -> EngineConfig {
@@ -102,6 +106,13 @@ fn body_bytes(ex: &mut Exchange) -> Vec<u8> {
         Body::File { file, .. } => {
             let mut out = Vec::new();
             std::io::Read::read_to_end(file, &mut out).unwrap();
+            out
+        }
+        Body::Stream(stream) => {
+            let mut out = Vec::new();
+            while let Ok(hyperion_engine::Read::Data(chunk)) = stream.next() {
+                out.extend_from_slice(&chunk);
+            }
             out
         }
     }
@@ -688,5 +699,188 @@ fn continuation_and_ping_floods_end_the_connection(mode: IoUring) {
             .await
             .unwrap();
         assert_eq!(parts.status, 200);
+    });
+}
+
+fn grpc_request(path: &str) -> http::Request<()> {
+    http::Request::builder()
+        .method("POST")
+        .uri(format!("http://localhost{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap()
+}
+
+/// Answers each piece of a streamed body with a DATA frame of its own as soon as it arrives,
+/// then ends with `grpc-status` trailers.
+fn echo_as_it_arrives(ex: &mut Exchange) {
+    let Body::Stream(stream) = std::mem::replace(&mut ex.body, Body::Memory(Vec::new())) else {
+        respond(ex, 500, b"not streamed");
+        return;
+    };
+    let mut head = HeadBuilder::new(200, 64).unwrap();
+    head.header(b"content-type", b"application/grpc").unwrap();
+    let msg = ex.response.encode_stream_head(head).unwrap();
+    ex.response.send(msg).unwrap();
+    while let Ok(hyperion_engine::Read::Data(chunk)) = stream.next() {
+        let msg = ex.response.encode_chunk(&chunk).unwrap().unwrap();
+        ex.response.send(msg).unwrap();
+    }
+    let trailers = [(b"grpc-status".to_vec(), b"0".to_vec())];
+    let msg = ex
+        .response
+        .encode_end_with_trailers(trailer_map(&trailers).unwrap())
+        .unwrap();
+    ex.response.send(msg).unwrap();
+}
+
+fn grpc_request_bodies_reach_the_app_as_they_arrive(mode: IoUring) {
+    let handler: Handler = Arc::new(echo_as_it_arrives);
+    let (_engine, port) = start(config(mode), 1, handler);
+    runtime().block_on(async {
+        let client = connect(port, None).await;
+        let mut client = client.ready().await.unwrap();
+        let (response, mut send) = client.send_request(grpc_request("/rpc"), false).unwrap();
+        send.send_data(Bytes::from_static(b"ping"), false).unwrap();
+        let (parts, mut recv) = response.await.unwrap().into_parts();
+        assert_eq!(parts.status, 200);
+        // The reply to the first piece arrives while the request body is still open: the
+        // exchange was dispatched at HEADERS and reads DATA as it comes.
+        assert_eq!(recv.data().await.unwrap().unwrap(), "ping");
+        send.send_data(Bytes::from_static(b"pong"), true).unwrap();
+        assert_eq!(recv.data().await.unwrap().unwrap(), "pong");
+        assert!(recv.data().await.is_none());
+        assert_eq!(recv.trailers().await.unwrap().unwrap()["grpc-status"], "0");
+    });
+}
+
+fn a_streamed_request_body_is_paced_by_the_reader(mode: IoUring) {
+    let gate = Arc::new(Gate::default());
+    let g = gate.clone();
+    let handler: Handler = Arc::new(move |ex| {
+        if ex.path() == b"/warm-up" {
+            return respond(ex, 200, b"");
+        }
+        g.wait();
+        let body = body_bytes(ex);
+        let sum: u64 = body.iter().map(|&b| b as u64).sum();
+        respond(ex, 200, format!("{} {sum}", body.len()).as_bytes());
+    });
+    let mut config = config(mode);
+    config.h2.initial_window_size = 16_384;
+    let (_engine, port) = start(config, 1, handler);
+    let upload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let expected: u64 = upload.iter().map(|&b| b as u64).sum();
+    runtime().block_on(async {
+        let mut client = connect(port, None).await;
+        // One exchange first, so the server's SETTINGS (its 16 KiB window) are in effect.
+        exchange(&mut client, request("GET", "/warm-up"), None)
+            .await
+            .unwrap();
+        let mut client = client.ready().await.unwrap();
+        let (response, mut send) = client.send_request(grpc_request("/up"), false).unwrap();
+        let mut body = Bytes::from(upload);
+        // The stream's window is all the client gets while the application reads nothing.
+        let mut sent = 0;
+        loop {
+            send.reserve_capacity(body.len());
+            let wait = std::future::poll_fn(|cx| send.poll_capacity(cx));
+            let n = match tokio::time::timeout(Duration::from_millis(300), wait).await {
+                Ok(Some(n)) => n.unwrap(),
+                _ => break,
+            };
+            let chunk = body.split_to(n.min(body.len()));
+            sent += chunk.len();
+            send.send_data(chunk, false).unwrap();
+        }
+        assert_eq!(sent, 16_384);
+        gate.open();
+        send_all(&mut send, body).await.unwrap();
+        let (parts, mut recv) = response.await.unwrap().into_parts();
+        assert_eq!(parts.status, 200);
+        let mut out = Vec::new();
+        while let Some(chunk) = recv.data().await {
+            out.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(out, format!("200000 {expected}").as_bytes());
+    });
+}
+
+fn a_reset_fails_the_reader_of_a_streamed_body(mode: IoUring) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = Mutex::new(tx);
+    let handler: Handler = Arc::new(move |ex| {
+        let Body::Stream(stream) = &ex.body else {
+            panic!("not streamed");
+        };
+        let first = stream.next();
+        let after_reset = stream.next();
+        tx.lock().unwrap().send((first, after_reset)).unwrap();
+    });
+    let (_engine, port) = start(config(mode), 1, handler);
+    let (first, after_reset) = runtime()
+        .block_on(async {
+            let client = connect(port, None).await;
+            let mut client = client.ready().await.unwrap();
+            let (_response, mut send) = client.send_request(grpc_request("/rpc"), false).unwrap();
+            send.send_data(Bytes::from_static(b"part"), false).unwrap();
+            send.send_reset(Reason::CANCEL);
+            // Keep the connection up until the application has seen the reset.
+            let wait =
+                tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(10)));
+            wait.await.unwrap()
+        })
+        .unwrap();
+    assert_eq!(
+        first,
+        Ok(hyperion_engine::Read::Data(Bytes::from_static(b"part")))
+    );
+    assert_eq!(after_reset, Err(hyperion_engine::InputError::Reset));
+}
+
+fn a_streamed_body_past_max_body_bytes_fails_the_reader(mode: IoUring) {
+    let handler: Handler = Arc::new(|ex| {
+        let Body::Stream(stream) = std::mem::replace(&mut ex.body, Body::Memory(Vec::new())) else {
+            return respond(ex, 500, b"not streamed");
+        };
+        let mut read = 0;
+        let outcome = loop {
+            match stream.next() {
+                Ok(hyperion_engine::Read::Data(chunk)) => read += chunk.len(),
+                Ok(hyperion_engine::Read::Eof) => break "eof".to_string(),
+                Ok(hyperion_engine::Read::Interrupted) => continue,
+                Err(e) => break format!("{e:?}"),
+            }
+        };
+        respond(ex, 200, format!("{read} {outcome}").as_bytes());
+    });
+    let mut config = config(mode);
+    config.limits.max_body_bytes = 10;
+    let (_engine, port) = start(config, 1, handler);
+    runtime().block_on(async {
+        let client = connect(port, None).await;
+        let mut client = client.ready().await.unwrap();
+        let (response, mut send) = client.send_request(grpc_request("/rpc"), false).unwrap();
+        send.send_data(Bytes::from_static(b"0123456"), false)
+            .unwrap();
+        send.send_data(Bytes::from_static(b"789abc"), false)
+            .unwrap();
+        let (parts, mut recv) = response.await.unwrap().into_parts();
+        assert_eq!(parts.status, 200);
+        let mut out = Vec::new();
+        while let Some(Ok(chunk)) = recv.data().await {
+            out.extend_from_slice(&chunk);
+        }
+        // The bytes within the limit were read; the frame that crossed it failed the body.
+        assert_eq!(out, b"7 TooLarge");
+
+        // A declared length over the limit is refused before the application is called.
+        let mut req = grpc_request("/rpc");
+        req.headers_mut()
+            .insert("content-length", "11".parse().unwrap());
+        let mut client = client.ready().await.unwrap();
+        let (response, _send) = client.send_request(req, false).unwrap();
+        assert_eq!(response.await.unwrap().status(), 413);
     });
 }

@@ -45,6 +45,13 @@ static STRING_IO: Lazy<RClass> = Lazy::new(|ruby| {
         .expect("stringio is required before the engine starts")
 });
 
+static STREAM_INPUT: Lazy<RClass> = Lazy::new(|ruby| {
+    ruby.class_object()
+        .const_get::<_, magnus::RModule>("Hyperion")
+        .and_then(|m| m.const_get("StreamInput"))
+        .expect("hyperion/stream_input is required before the engine starts")
+});
+
 fn intern(bytes: &[u8]) -> VALUE {
     // SAFETY: called with the GVL held; rb_interned_str copies the bytes.
     unsafe { rb_sys::rb_interned_str(bytes.as_ptr() as *const _, bytes.len() as _) }
@@ -225,6 +232,10 @@ pub fn build(ruby: &Ruby, ex: &mut Exchange, template: RHash) -> Result<RHash, E
             ruby.class_object()
                 .const_get::<_, RClass>("File")?
                 .funcall("for_fd", (fd, "rb"))?
+        }
+        Body::Stream(stream) => {
+            let class: RClass = ruby.get_inner(&STREAM_INPUT);
+            class.funcall("new", (crate::input::Input::new(stream),))?
         }
     };
     // SAFETY: GVL held.

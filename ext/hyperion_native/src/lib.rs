@@ -5,6 +5,7 @@
 
 mod env;
 mod gvl;
+mod input;
 mod routes;
 mod tls;
 
@@ -981,6 +982,8 @@ impl RbExchange {
                             .map_err(|e| Error::new(ruby.exception_io_error(), e.to_string()))?;
                         ruby.str_from_slice(&bytes)
                     }
+                    // Still arriving: only `rack.input` reads it, as it comes.
+                    hyperion_engine::Body::Stream(_) => ruby.str_new(""),
                 };
                 out.push(body)?;
                 Ok(out)
@@ -1028,6 +1031,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     engine.define_method("metrics_text", method!(RbEngine::metrics_text, 0))?;
     engine.define_method("reload_tls", method!(RbEngine::reload_tls, 0))?;
     tls::init(ruby, native)?;
+    input::init(ruby, native)?;
 
     let exchange = native.define_class("Exchange", ruby.class_object())?;
     exchange.define_method("build_env", method!(RbExchange::build_env, 1))?;
