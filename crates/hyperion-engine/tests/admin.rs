@@ -4,11 +4,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::Duration;
 
 use hyperion_engine::{
-    AdminConfig, Engine, EngineConfig, Exchange, HeadBuilder, IoUring, Pop, WaitToken,
+    AdminConfig, Engine, EngineConfig, Exchange, HeadBuilder, IoUring, WaitToken,
 };
 
 mod common;
@@ -46,19 +45,7 @@ fn admin() -> AdminConfig {
 /// an application answers a path it does not know.
 fn start(config: EngineConfig, threads: usize) -> (Arc<Engine>, u16) {
     let engine = Arc::new(Engine::start(config, &tcp()).expect("bind"));
-    for _ in 0..threads {
-        let queue = engine.queue().clone();
-        thread::spawn(move || {
-            let token = WaitToken::new();
-            loop {
-                match queue.pop(&token, None) {
-                    Pop::Exchange(mut ex) => app(&mut ex),
-                    Pop::Closed => break,
-                    Pop::Interrupted => {}
-                }
-            }
-        });
-    }
+    common::app_threads(&engine, threads, app);
     let port = engine.ports()[0];
     (engine, port)
 }

@@ -54,19 +54,7 @@ fn start(config: EngineConfig, threads: usize, handler: fn(&mut Exchange)) -> (A
     };
     let engine = Arc::new(Engine::start(config, &tcp()).expect("bind"));
     assert_eq!(engine.io_loop().0, expected);
-    for _ in 0..threads {
-        let queue = engine.queue().clone();
-        thread::spawn(move || {
-            let token = WaitToken::new();
-            loop {
-                match queue.pop(&token, None) {
-                    Pop::Exchange(mut ex) => handler(&mut ex),
-                    Pop::Closed => break,
-                    Pop::Interrupted => {}
-                }
-            }
-        });
-    }
+    common::app_threads(&engine, threads, handler);
     let port = engine.ports()[0];
     (engine, port)
 }

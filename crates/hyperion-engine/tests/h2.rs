@@ -10,9 +10,7 @@ use bytes::Bytes;
 use h2::client::SendRequest;
 use h2::Reason;
 use hyperion_engine::routes::{Method, RouteTable, StaticResponse};
-use hyperion_engine::{
-    trailer_map, Body, Engine, EngineConfig, Exchange, HeadBuilder, IoUring, Pop, WaitToken,
-};
+use hyperion_engine::{trailer_map, Body, Engine, EngineConfig, Exchange, HeadBuilder, IoUring};
 use tokio::net::TcpStream;
 
 mod common;
@@ -70,20 +68,7 @@ type Handler = Arc<dyn Fn(&mut Exchange) + Send + Sync>;
 
 fn start(config: EngineConfig, threads: usize, handler: Handler) -> (Arc<Engine>, u16) {
     let engine = Arc::new(Engine::start(config, &tcp()).expect("bind"));
-    for _ in 0..threads {
-        let queue = engine.queue().clone();
-        let handler = handler.clone();
-        thread::spawn(move || {
-            let token = WaitToken::new();
-            loop {
-                match queue.pop(&token, None) {
-                    Pop::Exchange(mut ex) => handler(&mut ex),
-                    Pop::Closed => break,
-                    Pop::Interrupted => {}
-                }
-            }
-        });
-    }
+    common::app_threads(&engine, threads, move |ex: &mut Exchange| handler(ex));
     let port = engine.ports()[0];
     (engine, port)
 }

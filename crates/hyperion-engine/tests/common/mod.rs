@@ -50,3 +50,25 @@ pub fn tcp() -> Vec<ListenSpec> {
         port: 0,
     }]
 }
+
+/// Starts `threads` application threads that answer every exchange of `engine` with
+/// `handler`, until its queue closes.
+pub fn app_threads<H>(engine: &Engine, threads: usize, handler: H)
+where
+    H: Fn(&mut hyperion_engine::Exchange) + Clone + Send + 'static,
+{
+    for _ in 0..threads {
+        let queue = engine.queue().clone();
+        let handler = handler.clone();
+        std::thread::spawn(move || {
+            let token = hyperion_engine::WaitToken::new();
+            loop {
+                match queue.pop(&token, None) {
+                    hyperion_engine::Pop::Exchange(mut ex) => handler(&mut ex),
+                    hyperion_engine::Pop::Closed => break,
+                    hyperion_engine::Pop::Interrupted => {}
+                }
+            }
+        });
+    }
+}
