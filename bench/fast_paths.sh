@@ -10,7 +10,9 @@
 #               as when piped) vs --no-log-requests: what one line per response costs
 #
 # Server on core 0, wrk on core 1 (`taskset`), -t1 -c100, medians of RUNS runs, round-robin
-# within each case. Runs with non-2xx responses or socket errors are INVALID and excluded.
+# within each case. Where nginx is the reference (access_log off), Hyperion runs with
+# --no-log-requests so that both do the same work; the access_log case measures the log alone.
+# Runs with non-2xx responses or socket errors are INVALID and excluded.
 #
 # Usage: bench/fast_paths.sh [case ...]   (default: all cases)
 # Environment: DURATION=10s CONNECTIONS=100 RUNS=3 WARMUP=2s PORT_BASE=18401 STOP_TIMEOUT=10
@@ -78,11 +80,11 @@ CONF
 # Case table: "label|command|path". PORT is substituted.
 case_servers() {
   case $1 in
-    static) echo "hyperion-static|bundle exec hyperion -e production -t 5 -p PORT bench/hello_static.ru|/"
+    static) echo "hyperion-static|bundle exec hyperion -e production -t 5 -p PORT --no-log-requests bench/hello_static.ru|/"
             echo "nginx-return|nginx -c NGINXCONF|/" ;;
-    page_cache) echo "hyperion-page-cache|bundle exec hyperion -e production -t 5 -p PORT --preload-static $FILES bench/hello.ru|/1k.txt"
+    page_cache) echo "hyperion-page-cache|bundle exec hyperion -e production -t 5 -p PORT --no-log-requests --preload-static $FILES bench/hello.ru|/1k.txt"
                 echo "nginx-file|nginx -c NGINXCONF|/f/1k.txt" ;;
-    sendfile) echo "hyperion-to_path|env BENCH_FILES=$FILES bundle exec hyperion -e production -t 5 -p PORT bench/files.ru|/1m.txt"
+    sendfile) echo "hyperion-to_path|env BENCH_FILES=$FILES bundle exec hyperion -e production -t 5 -p PORT --no-log-requests bench/files.ru|/1m.txt"
               echo "nginx-file|nginx -c NGINXCONF|/f/1m.txt" ;;
     handle) echo "hyperion-handle-block|bundle exec hyperion -e production -t 5 -p PORT bench/hello_handle_block.ru|/"
             echo "hyperion-rack|bundle exec hyperion -e production -t 5 -p PORT bench/hello.ru|/" ;;

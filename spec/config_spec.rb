@@ -40,7 +40,7 @@ RSpec.describe Hyperion::Config do
         preload_static: [],
         preload_app: true,
         worker_model: RUBY_PLATFORM.include?('linux') ? :reuseport : :share, worker_max_rss_mb: nil,
-        worker_check_interval: 5, worker_boot_timeout: 60, io_uring: :off,
+        worker_check_interval: 5, worker_boot_timeout: 60, io_uring: :off, cpu_scheduling: :batch,
         admin_token: nil, admin_token_file: nil, admin_listener_port: nil, admin_listener_host: '127.0.0.1',
         tls_cert_path: nil, tls_key_path: nil, tls_handshake_timeout: 10, tls_handshake_rate_limit: nil,
         h2c: true,
@@ -407,6 +407,7 @@ RSpec.describe Hyperion::Config do
         worker_check_interval 1
         worker_boot_timeout 10
         io_uring :auto
+        cpu_scheduling :normal
         admin_token 'dsl-admin-token-0123456789'
         admin_listener_port 9293
         admin_listener_host 'localhost'
@@ -423,7 +424,7 @@ RSpec.describe Hyperion::Config do
         max_in_memory_body_bytes: 0,
         preload_static: [{ dir: 'public', immutable: true }, { dir: 'docs', immutable: false }],
         preload_app: false, worker_model: :share, worker_max_rss_mb: 300, worker_check_interval: 1,
-        worker_boot_timeout: 10, io_uring: :auto, admin_token: 'dsl-admin-token-0123456789',
+        worker_boot_timeout: 10, io_uring: :auto, cpu_scheduling: :normal, admin_token: 'dsl-admin-token-0123456789',
         admin_token_file: nil, admin_listener_port: 9293, admin_listener_host: 'localhost',
         tls_cert_path: 'config/cert.pem', tls_key_path: 'config/key.pem',
         tls_handshake_timeout: 4, tls_handshake_rate_limit: 100,

@@ -161,7 +161,7 @@ module Hyperion
 
     def log_boot(server)
       @logger.info("Hyperion #{VERSION} (ruby #{RUBY_VERSION}) in #{@config.environment}, pid #{Process.pid}")
-      @logger.info("threads: #{@config.threads}, idle_keepalive: #{@config.idle_keepalive}s")
+      @logger.info("threads: #{@config.threads}, idle_keepalive: #{@config.idle_keepalive}s, scheduling: #{server.scheduling}")
       name, reason = server.io_loop
       @logger.info("connection loop: #{name} (#{reason})")
       server.addresses.each { |address| @logger.info("listening on #{address}") }

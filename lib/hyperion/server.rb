@@ -35,6 +35,8 @@ module Hyperion
       # The engine writes a byte here when it has stopped. Waiting on a Ruby IO (rather than
       # inside the extension) is what lets signal traps run on the main thread.
       @stopped_reader, @stopped_writer = IO.pipe
+      # Set on this thread before the engine and the application threads start: they inherit it.
+      @scheduling = Native.cpu_scheduling(@config.cpu_scheduling.to_s)
       @engine = Native::Engine.start(engine_options)
       # A signal trap may have asked for a stop while the engine was starting (the port is
       # already open then, so clients and supervisors can see the process as up).
@@ -74,6 +76,10 @@ module Hyperion
     end
 
     # [name, reason]: the connection loop the engine runs ("epoll" or "io_uring") and why.
+    # The scheduling policy the server's threads run under ("batch", "normal", ...); nil
+    # before start.
+    attr_reader :scheduling
+
     def io_loop
       @engine&.io_loop
     end

@@ -68,7 +68,7 @@ module Hyperion
       @server.stop if @stopping
       report('booted')
       name, reason = @server.io_loop
-      @logger.info("worker #{@index} booted (pid #{Process.pid}), connection loop: #{name} (#{reason})")
+      @logger.info("worker #{@index} booted (pid #{Process.pid}), connection loop: #{name} (#{reason}), scheduling: #{@server.scheduling}")
       @server.wait
     end
 

@@ -115,6 +115,52 @@ RSpec.describe 'bin/hyperion command line' do
     end
   end
 
+  describe '--cpu-scheduling', if: RUBY_PLATFORM.include?('linux') do
+    SCHED_OTHER = 0
+    SCHED_BATCH = 3
+
+    # Policy of each of the server's own threads (I/O and application), from /proc.
+    def server_thread_policies(pid)
+      Dir.glob("/proc/#{pid}/task/*").filter_map do |task|
+        name = File.read("#{task}/comm").strip
+        next unless name.start_with?('hyperion-io', 'hyperion-app')
+
+        # The policy is field 41 of stat; the name (field 2) is in parentheses and may hold spaces.
+        [name, File.read("#{task}/stat").split(') ', 2).last.split[38].to_i]
+      end.to_h
+    end
+
+    it 'runs the I/O and application threads under SCHED_BATCH by default, and says so' do
+      server = start_server('-t', '2', fixture('e2e_app.ru'))
+      expect(get_body(server.port, '/hello')).to eq('hello world')
+      policies = server_thread_policies(server.pid)
+      expect(policies.keys).to include('hyperion-io', 'hyperion-app-0', 'hyperion-app-1')
+      expect(policies.values.uniq).to eq([SCHED_BATCH])
+      expect(server.log).to include('scheduling: batch')
+    end
+
+    it 'keeps the normal policy with normal' do
+      server = start_server('-t', '2', '--cpu-scheduling', 'normal', fixture('e2e_app.ru'))
+      expect(get_body(server.port, '/hello')).to eq('hello world')
+      policies = server_thread_policies(server.pid)
+      expect(policies.keys).to include('hyperion-io', 'hyperion-app-0', 'hyperion-app-1')
+      expect(policies.values.uniq).to eq([SCHED_OTHER])
+      expect(server.log).to include('scheduling: normal')
+    end
+
+    it 'runs cluster workers under SCHED_BATCH' do
+      server = start_server('-w', '2', '-t', '1', fixture('e2e_app.ru'))
+      expect(get_body(server.port, '/hello')).to eq('hello world')
+      expect(server.log).to match(/worker \d booted .*scheduling: batch/)
+    end
+
+    it 'refuses an unknown policy' do
+      server = start_server('--cpu-scheduling', 'fifo', fixture('e2e_app.ru'), wait: false)
+      expect(server.wait_exit&.exitstatus).to eq(64)
+      expect(server.log).to include('invalid value "fifo" for cpu_scheduling')
+    end
+  end
+
   describe '--io-uring' do
     # The child inherits no loop choice from a suite run with HYPERION_SPEC_IO_URING.
     let(:no_spec_loop) { { 'HYPERION_IO_URING' => nil } }

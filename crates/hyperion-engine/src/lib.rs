@@ -21,6 +21,7 @@ mod observe;
 pub mod queue;
 pub mod response;
 pub mod routes;
+pub mod sched;
 pub mod stats;
 pub mod tls;
 #[cfg(target_os = "linux")]

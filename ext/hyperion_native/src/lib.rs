@@ -429,6 +429,24 @@ fn stats_hash(ruby: &Ruby, s: &StatsSnapshot, m: &metrics::Metrics) -> Result<RH
 // Process-wide metrics (Hyperion::Native.metrics_*)
 
 /// `Native.metrics_setup(slots)`: maps the shared region a cluster master's workers inherit.
+/// Sets the calling thread's scheduling policy for `mode` ("batch" or "normal"; see
+/// hyperion_engine::sched) and returns the policy now in effect, by name.
+fn cpu_scheduling(ruby: &Ruby, mode: String) -> Result<String, Error> {
+    let result = match mode.as_str() {
+        "batch" => hyperion_engine::sched::prefer_batch(),
+        "normal" => hyperion_engine::sched::prefer_normal(),
+        other => {
+            return Err(Error::new(
+                ruby.exception_arg_error(),
+                format!("unknown scheduling mode {other:?}"),
+            ))
+        }
+    };
+    result
+        .map(|policy| policy.name().to_string())
+        .map_err(|e| runtime_error(ruby, format!("cannot set the scheduling policy: {e}")))
+}
+
 fn metrics_setup(ruby: &Ruby, slots: usize) -> Result<(), Error> {
     guard(ruby, || {
         metrics::init_process(slots)
@@ -1065,6 +1083,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
         function!(routes::add_page_cache_file, 4),
     )?;
     native.define_singleton_method("observe_routes", function!(routes::observe_routes, 1))?;
+    native.define_singleton_method("cpu_scheduling", function!(cpu_scheduling, 1))?;
     native.define_singleton_method("metrics_setup", function!(metrics_setup, 1))?;
     native.define_singleton_method("metrics_slot", function!(metrics_slot, 1))?;
     native.define_singleton_method("metrics_text", function!(metrics_text, 0))?;
