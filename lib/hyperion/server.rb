@@ -35,8 +35,6 @@ module Hyperion
       # The engine writes a byte here when it has stopped. Waiting on a Ruby IO (rather than
       # inside the extension) is what lets signal traps run on the main thread.
       @stopped_reader, @stopped_writer = IO.pipe
-      # Set on this thread before the engine and the application threads start: they inherit it.
-      @scheduling = Native.cpu_scheduling(@config.cpu_scheduling.to_s)
       @engine = Native::Engine.start(engine_options)
       # A signal trap may have asked for a stop while the engine was starting (the port is
       # already open then, so clients and supervisors can see the process as up).
@@ -44,7 +42,7 @@ module Hyperion
       # A reload asked for while the engine was starting may have come after it read the files.
       reload_tls if @reload_pending
       @adapter = RackAdapter.new(@app, env_template: env_template, logger: @logger, hijack: !@config.tls?)
-      @threads = Array.new(@config.threads) { |i| spawn_thread(i) }
+      @threads = start_threads
       self
     end
 
@@ -76,7 +74,7 @@ module Hyperion
     end
 
     # [name, reason]: the connection loop the engine runs ("epoll" or "io_uring") and why.
-    # The scheduling policy the server's threads run under ("batch", "normal", ...); nil
+    # The scheduling policy the application threads run under ("batch", "normal", ...); nil
     # before start.
     attr_reader :scheduling
 
@@ -193,12 +191,36 @@ module Hyperion
       }.freeze
     end
 
-    def spawn_thread(index)
+    # The application threads (or, with threads = 0, the main thread, which serves itself) take
+    # the cpu_scheduling policy; the engine's I/O thread keeps the process's own, so that it is
+    # not kept waiting by a thread busy in Ruby (docs/ARCHITECTURE.md, "Scheduling policy").
+    def start_threads
+      mode = @config.cpu_scheduling.to_s
+      if @config.threads.zero?
+        @scheduling = apply_scheduling(mode)
+        return []
+      end
+      policies = Thread::Queue.new
+      threads = Array.new(@config.threads) { |i| spawn_thread(i, mode, policies) }
+      @scheduling = policies.pop
+      threads
+    end
+
+    def spawn_thread(index, mode, policies)
       Thread.new do
         Thread.current.name = "hyperion-app-#{index}"
         Thread.current.report_on_exception = false
+        policies << apply_scheduling(mode)
         work
       end
+    end
+
+    # A system that forbids the change (a seccomp profile) leaves the thread as it was.
+    def apply_scheduling(mode)
+      Native.cpu_scheduling(mode)
+    rescue StandardError => e
+      @logger.warn('scheduling policy unchanged', error: e.message)
+      'unchanged'
     end
 
     # Takes exchanges until the engine has stopped and the queue is empty.

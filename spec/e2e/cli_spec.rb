@@ -119,32 +119,38 @@ RSpec.describe 'bin/hyperion command line' do
     SCHED_OTHER = 0
     SCHED_BATCH = 3
 
-    # Policy of each of the server's own threads (I/O and application), from /proc.
+    # Policy of each of the server's own threads (I/O and application), from /proc. The policy
+    # is field 41 of stat; the name (field 2) is in parentheses and may hold spaces.
     def server_thread_policies(pid)
       Dir.glob("/proc/#{pid}/task/*").filter_map do |task|
         name = File.read("#{task}/comm").strip
         next unless name.start_with?('hyperion-io', 'hyperion-app')
 
-        # The policy is field 41 of stat; the name (field 2) is in parentheses and may hold spaces.
         [name, File.read("#{task}/stat").split(') ', 2).last.split[38].to_i]
       end.to_h
     end
 
-    it 'runs the I/O and application threads under SCHED_BATCH by default, and says so' do
+    it 'runs the application threads under SCHED_BATCH by default, the I/O thread under the normal policy' do
       server = start_server('-t', '2', fixture('e2e_app.ru'))
       expect(get_body(server.port, '/hello')).to eq('hello world')
-      policies = server_thread_policies(server.pid)
-      expect(policies.keys).to include('hyperion-io', 'hyperion-app-0', 'hyperion-app-1')
-      expect(policies.values.uniq).to eq([SCHED_BATCH])
+      expect(server_thread_policies(server.pid))
+        .to eq('hyperion-io' => SCHED_OTHER, 'hyperion-app-0' => SCHED_BATCH, 'hyperion-app-1' => SCHED_BATCH)
       expect(server.log).to include('scheduling: batch')
+    end
+
+    it 'serves on the main thread under SCHED_BATCH with -t 0' do
+      server = start_server('-t', '0', fixture('e2e_app.ru'))
+      expect(get_body(server.port, '/hello')).to eq('hello world')
+      main = File.read("/proc/#{server.pid}/stat").split(') ', 2).last.split[38].to_i
+      expect(main).to eq(SCHED_BATCH)
+      expect(server_thread_policies(server.pid)).to eq('hyperion-io' => SCHED_OTHER)
     end
 
     it 'keeps the normal policy with normal' do
       server = start_server('-t', '2', '--cpu-scheduling', 'normal', fixture('e2e_app.ru'))
       expect(get_body(server.port, '/hello')).to eq('hello world')
-      policies = server_thread_policies(server.pid)
-      expect(policies.keys).to include('hyperion-io', 'hyperion-app-0', 'hyperion-app-1')
-      expect(policies.values.uniq).to eq([SCHED_OTHER])
+      expect(server_thread_policies(server.pid))
+        .to eq('hyperion-io' => SCHED_OTHER, 'hyperion-app-0' => SCHED_OTHER, 'hyperion-app-1' => SCHED_OTHER)
       expect(server.log).to include('scheduling: normal')
     end
 
