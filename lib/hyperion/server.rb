@@ -142,6 +142,7 @@ module Hyperion
         log_level: @logger.level.to_s,
         log_format: @logger.format.to_s,
         access_log: @config.log_requests && @logger.info?,
+        batch_log_writer: @config.cpu_scheduling == :batch,
         stop_notify_fd: @stopped_writer.fileno,
         h2c: @config.h2c,
         h2_max_concurrent_streams: @config.h2_max_concurrent_streams,

@@ -124,17 +124,21 @@ RSpec.describe 'bin/hyperion command line' do
     def server_thread_policies(pid)
       Dir.glob("/proc/#{pid}/task/*").filter_map do |task|
         name = File.read("#{task}/comm").strip
-        next unless name.start_with?('hyperion-io', 'hyperion-app')
+        next unless name.start_with?('hyperion-io', 'hyperion-app', 'hyperion-log')
 
         [name, File.read("#{task}/stat").split(') ', 2).last.split[38].to_i]
       end.to_h
     end
 
-    it 'runs the application threads under SCHED_BATCH by default, the I/O thread under the normal policy' do
+    it 'runs the application and log threads under SCHED_BATCH by default, the I/O thread under the normal policy' do
       server = start_server('-t', '2', fixture('e2e_app.ru'))
       expect(get_body(server.port, '/hello')).to eq('hello world')
+      # The log writer starts with the first line; the access line of /hello is written after
+      # the response, so wait for it.
+      eventually { server.log.include?('/hello') }
       expect(server_thread_policies(server.pid))
-        .to eq('hyperion-io' => SCHED_OTHER, 'hyperion-app-0' => SCHED_BATCH, 'hyperion-app-1' => SCHED_BATCH)
+        .to eq('hyperion-io' => SCHED_OTHER, 'hyperion-app-0' => SCHED_BATCH, 'hyperion-app-1' => SCHED_BATCH,
+               'hyperion-log' => SCHED_BATCH)
       expect(server.log).to include('scheduling: batch')
     end
 
@@ -143,14 +147,16 @@ RSpec.describe 'bin/hyperion command line' do
       expect(get_body(server.port, '/hello')).to eq('hello world')
       main = File.read("/proc/#{server.pid}/stat").split(') ', 2).last.split[38].to_i
       expect(main).to eq(SCHED_BATCH)
-      expect(server_thread_policies(server.pid)).to eq('hyperion-io' => SCHED_OTHER)
+      expect(server_thread_policies(server.pid).slice('hyperion-io')).to eq('hyperion-io' => SCHED_OTHER)
     end
 
     it 'keeps the normal policy with normal' do
       server = start_server('-t', '2', '--cpu-scheduling', 'normal', fixture('e2e_app.ru'))
       expect(get_body(server.port, '/hello')).to eq('hello world')
+      eventually { server.log.include?('/hello') }
       expect(server_thread_policies(server.pid))
-        .to eq('hyperion-io' => SCHED_OTHER, 'hyperion-app-0' => SCHED_OTHER, 'hyperion-app-1' => SCHED_OTHER)
+        .to eq('hyperion-io' => SCHED_OTHER, 'hyperion-app-0' => SCHED_OTHER, 'hyperion-app-1' => SCHED_OTHER,
+               'hyperion-log' => SCHED_OTHER)
       expect(server.log).to include('scheduling: normal')
     end
 

@@ -61,6 +61,9 @@ pub struct LogConfig {
     pub err_fd: i32,
     /// One info line per response (see [`AccessRecord`]).
     pub access_log: bool,
+    /// Run the writer thread under `SCHED_BATCH` ([`crate::sched`]): its wake-ups then never
+    /// preempt a thread serving requests.
+    pub batch_writer: bool,
 }
 
 impl Default for LogConfig {
@@ -71,6 +74,7 @@ impl Default for LogConfig {
             out_fd: 1,
             err_fd: 2,
             access_log: false,
+            batch_writer: false,
         }
     }
 }
@@ -263,6 +267,10 @@ impl Logger {
 /// The writer thread: takes what is queued, up to a batch, and writes whole lines, each
 /// descriptor's lines in as few writes as `BATCH_BYTES` allows.
 fn write_entries(rx: Receiver<Entry>, config: LogConfig) {
+    if config.batch_writer {
+        // Unchanged where the system forbids it: the writer works the same, only less politely.
+        let _ = crate::sched::prefer_batch();
+    }
     let mut out: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
     let mut err: Vec<u8> = Vec::new();
     while let Ok(first) = rx.recv() {

@@ -166,6 +166,7 @@ impl RbEngine {
                 };
             }
             config.log.access_log = opt::<bool>(ruby, opts, "access_log")?.unwrap_or(false);
+            config.log.batch_writer = opt::<bool>(ruby, opts, "batch_log_writer")?.unwrap_or(false);
             config.metrics = Some(metrics::process());
             config.stop_notify_fd = opt::<i32>(ruby, opts, "stop_notify_fd")?;
             config.routes = routes::ROUTES.clone();
