@@ -16,14 +16,10 @@ DURATION=${DURATION:-8}
 CONNECTIONS=${CONNECTIONS:-16}
 PORT=${PORT:-18601}
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-TMP=$(mktemp -d -t hyperion-deploy.XXXXXX)
-SERVER_PID=""
-NOTES=()
-STOP_TIMEOUT=20
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
+bench_start deploy
+STOP_TIMEOUT=20
 
 workers() { pgrep -P "$SERVER_PID" || true; }
 

@@ -27,18 +27,9 @@ STOP_TIMEOUT=${STOP_TIMEOUT:-10}
 SERVER_CPU=0
 CLIENT_CPU=1
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-RESULTS_DIR=$ROOT/bench/results
-RAW_DIR=$RESULTS_DIR/raw
-STAMP=$(date +%Y-%m-%d-%H%M%S)
-REPORT=$RESULTS_DIR/fast-paths-$STAMP.md
-mkdir -p "$RAW_DIR"
-TMP=$(mktemp -d -t hyperion-fast.XXXXXX)
-SERVER_PID=""
-NOTES=()
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
+bench_start fast fast-paths
 
 # The files: an index (readiness checks ask for /), 1 KiB and 1 MiB of fixed bytes.
 FILES=$TMP/files

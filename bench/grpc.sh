@@ -29,34 +29,14 @@ STOP_TIMEOUT=${STOP_TIMEOUT:-10}
 SERVER_CPU=0
 CLIENT_CPU=1
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-RESULTS_DIR=$ROOT/bench/results
-RAW_DIR=$RESULTS_DIR/raw
-STAMP=$(date +%Y-%m-%d-%H%M%S)
-REPORT=$RESULTS_DIR/grpc-$STAMP.md
-mkdir -p "$RAW_DIR"
-TMP=$(mktemp -d -t hyperion-grpc.XXXXXX)
-SERVER_PID=""
-NOTES=()
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
+bench_start grpc grpc
 
 bundle exec ruby -e 'require "grpc"' 2>/dev/null || { log "the grpc gem is missing (bin/setup installs ruby-grpc)"; exit 1; }
 
 # Ready means a unary call succeeds, not just an open socket.
-wait_until_grpc_ready() {
-  local name=$1 port=$2 logfile=$3 deadline=$((SECONDS + 60))
-  until bundle exec ruby bench/grpc_client.rb "127.0.0.1:$port" 1 0.2 2>/dev/null | grep -q 'failures=0 '; do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      log "$name exited during boot; its output:"; cat "$logfile" >&2; SERVER_PID=""; exit 1
-    fi
-    if (( SECONDS >= deadline )); then
-      log "$name did not answer a unary call on port $port within 60 s; its output:"; cat "$logfile" >&2; exit 1
-    fi
-    sleep 0.2
-  done
-}
+grpc_ok() { bundle exec ruby bench/grpc_client.rb "127.0.0.1:$1" 1 0.2 2>/dev/null | grep -q 'failures=0 '; }
 
 # "label|command"; PORT is substituted.
 SERVERS=(
@@ -85,7 +65,7 @@ for run in $(seq 1 "$RUNS"); do
     # shellcheck disable=SC2086
     (exec setsid taskset -c "$SERVER_CPU" $cmd) >"$logfile" 2>&1 </dev/null &
     SERVER_PID=$!
-    wait_until_grpc_ready "$label" "$port" "$logfile"
+    wait_for_server "$label" "$port" "$logfile" grpc_ok
     raw=$RAW_DIR/grpc-$STAMP-$label-run$run.txt
     status=0
     taskset -c "$CLIENT_CPU" bundle exec ruby bench/grpc_client.rb "127.0.0.1:$port" "$CLIENTS" "$DURATION" \

@@ -29,18 +29,9 @@ TLS_KEY=${TLS_KEY:-}
 SERVER_CPU=0
 CLIENT_CPU=1
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-RESULTS_DIR=$ROOT/bench/results
-RAW_DIR=$RESULTS_DIR/raw
-STAMP=$(date +%Y-%m-%d-%H%M%S)
-REPORT=$RESULTS_DIR/h2-$STAMP.md
-mkdir -p "$RAW_DIR"
-TMP=$(mktemp -d -t hyperion-h2.XXXXXX)
-SERVER_PID=""
-NOTES=()
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
+bench_start h2 h2
 
 for tool in h2load nghttpd curl; do
   command -v "$tool" >/dev/null || { log "$tool is missing (bin/setup installs nghttp2-client and nghttp2-server)"; exit 1; }
@@ -64,18 +55,7 @@ mkdir -p "$DOCROOT"
 printf 'Hello, World!' >"$DOCROOT/index.html"
 
 # Ready means an HTTP/2 200 on the port, not just an open socket.
-wait_until_h2_ready() {
-  local name=$1 port=$2 logfile=$3 deadline=$((SECONDS + 60))
-  until [[ $(curl -s "${CURL_PROTO[@]}" -o /dev/null -m 1 -w '%{http_code}' "$SCHEME://127.0.0.1:$port/" || true) == 200 ]]; do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      log "$name exited during boot; its output:"; cat "$logfile" >&2; SERVER_PID=""; exit 1
-    fi
-    if (( SECONDS >= deadline )); then
-      log "$name did not answer 200 on port $port within 60 s; its output:"; cat "$logfile" >&2; exit 1
-    fi
-    sleep 0.2
-  done
-}
+h2_ok() { [[ $(curl -s "${CURL_PROTO[@]}" -o /dev/null -m 1 -w '%{http_code}' "$SCHEME://127.0.0.1:$1/" || true) == 200 ]]; }
 
 # "label|command|path"; PORT is substituted.
 SERVERS=(
@@ -105,7 +85,7 @@ for run in $(seq 1 "$RUNS"); do
     # shellcheck disable=SC2086
     (exec setsid taskset -c "$SERVER_CPU" $cmd) >"$logfile" 2>&1 </dev/null &
     SERVER_PID=$!
-    wait_until_h2_ready "$label" "$port" "$logfile"
+    wait_for_server "$label" "$port" "$logfile" h2_ok
     url="$SCHEME://127.0.0.1:$port$path"
     for shape in "${SHAPES[@]}"; do
       IFS='|' read -r shape_name shape_args <<<"$shape"

@@ -16,22 +16,11 @@ PORT_BASE=${PORT_BASE:-18401}
 OPEN_TIMEOUT=${OPEN_TIMEOUT:-120}
 STOP_TIMEOUT=${STOP_TIMEOUT:-10}
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-RESULTS_DIR=$ROOT/bench/results
-RAW_DIR=$RESULTS_DIR/raw
-STAMP=$(date +%Y-%m-%d-%H%M%S)
-STARTED=$(date '+%Y-%m-%d %H:%M:%S %Z')
-REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$( [[ -n $(git status --porcelain 2>/dev/null) ]] && echo ' (working tree has uncommitted changes)' || true)"
-REPORT=$RESULTS_DIR/idle-rss-$STAMP.md
-mkdir -p "$RAW_DIR"
-
-TMP=$(mktemp -d -t hyperion-idle.XXXXXX)
-SERVER_PID=""
-NOTES=()
-
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
+bench_start idle idle-rss
+STARTED=$(date '+%Y-%m-%d %H:%M:%S %Z')
+REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$( [[ -n $(git status --porcelain 2>/dev/null) ]] && echo ' (working tree has uncommitted changes)' || true)"
 
 # The client needs one fd per connection plus a few. The servers inherit this limit too:
 # Hyperion raises its soft limit to the hard limit by itself, puma does not, so raising it

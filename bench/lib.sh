@@ -1,6 +1,26 @@
-# Shared by the scripts in bench/: logging, cleanup, starting and stopping the servers under
-# test, and the arithmetic on wrk's output. Expects TMP, SERVER_PID, NOTES and STOP_TIMEOUT
-# from the caller.
+# Shared by the scripts in bench/: their common start, logging, cleanup, starting and stopping
+# the servers under test, and the arithmetic on wrk's output. Expects STOP_TIMEOUT from the
+# caller; `bench_start` sets the rest.
+
+TMP=""
+SERVER_PID=""  # the server currently running (also its process group id)
+NOTES=()       # anomalies worth printing in the report (forced kills, invalid runs)
+
+# bench_start TAG [REPORT_NAME]: works from the repository root (ROOT) with a fresh temporary
+# directory (TMP); with REPORT_NAME, also RESULTS_DIR, RAW_DIR (created), STAMP and
+# REPORT=bench/results/REPORT_NAME-STAMP.md.
+bench_start() {
+  ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  cd "$ROOT"
+  TMP=$(mktemp -d -t "hyperion-$1.XXXXXX")
+  if [[ -n ${2:-} ]]; then
+    RESULTS_DIR=$ROOT/bench/results
+    RAW_DIR=$RESULTS_DIR/raw
+    STAMP=$(date +%Y-%m-%d-%H%M%S)
+    REPORT=$RESULTS_DIR/$2-$STAMP.md
+    mkdir -p "$RAW_DIR"
+  fi
+}
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 # Anomalies worth printing in the report (forced kills, invalid runs).
@@ -33,20 +53,25 @@ median() {
   sort -g | awk -v fmt="$1" '{ a[NR] = $1 } END { if (NR == 0) exit; m = int((NR + 1) / 2); printf fmt, (NR % 2) ? a[m] : (a[m] + a[m + 1]) / 2 }'
 }
 
-# Ready means an HTTP 200 on the port, not just an open socket: a server can bind before its
-# app is loaded.
-wait_until_ready() {
-  local name=$1 port=$2 logfile=$3 deadline=$((SECONDS + 60))
-  until [[ $(curl -s -o /dev/null -m 1 -w '%{http_code}' "http://127.0.0.1:$port/" || true) == 200 ]]; do
+# wait_for_server NAME PORT LOGFILE PROBE: waits until `PROBE PORT` succeeds (ready means an
+# answer, not just an open socket: a server can bind before its app is loaded); exits with the
+# server's output when it dies or 60 s pass.
+wait_for_server() {
+  local name=$1 port=$2 logfile=$3 probe=$4 deadline=$((SECONDS + 60))
+  until "$probe" "$port"; do
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
       log "$name exited during boot; its output:"; cat "$logfile" >&2; SERVER_PID=""; exit 1
     fi
     if (( SECONDS >= deadline )); then
-      log "$name did not answer 200 on port $port within 60 s; its output:"; cat "$logfile" >&2; exit 1
+      log "$name did not answer on port $port within 60 s ($probe); its output:"; cat "$logfile" >&2; exit 1
     fi
     sleep 0.2
   done
 }
+
+http_ok() { [[ $(curl -s -o /dev/null -m 1 -w '%{http_code}' "http://127.0.0.1:$1/" || true) == 200 ]]; }
+
+wait_until_ready() { wait_for_server "$1" "$2" "$3" http_ok; }
 
 # SIGTERM first (a graceful stop is part of normal server behaviour); a server that ignores
 # it is killed, and that is reported rather than hidden.

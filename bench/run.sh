@@ -26,21 +26,10 @@ SERVER_CPU=0
 CLIENT_CPU=1
 NGINX_KEEPALIVE_REQUESTS=100000
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-RESULTS_DIR=$ROOT/bench/results
-RAW_DIR=$RESULTS_DIR/raw
-STAMP=$(date +%Y-%m-%d-%H%M%S)
-STARTED=$(date '+%Y-%m-%d %H:%M:%S %Z')
-REPORT=$RESULTS_DIR/hello-$STAMP.md
-mkdir -p "$RAW_DIR"
-
-TMP=$(mktemp -d -t hyperion-bench.XXXXXX)
-SERVER_PID=""          # the server currently running (also its process group id)
-NOTES=()               # anomalies worth printing in the report (forced kills, invalid runs)
-
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
+bench_start bench hello
+STARTED=$(date '+%Y-%m-%d %H:%M:%S %Z')
 
 for tool in wrk taskset curl ss awk; do
   command -v "$tool" >/dev/null || { log "missing tool: $tool"; exit 1; }

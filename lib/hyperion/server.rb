@@ -73,11 +73,11 @@ module Hyperion
       @engine ? @engine.metrics_text : Native.metrics_text
     end
 
-    # [name, reason]: the connection loop the engine runs ("epoll" or "io_uring") and why.
     # The scheduling policy the application threads run under ("batch", "normal", ...); nil
     # before start.
     attr_reader :scheduling
 
+    # [name, reason]: the connection loop the engine runs ("epoll" or "io_uring") and why.
     def io_loop
       @engine&.io_loop
     end

@@ -15,14 +15,7 @@ RSpec.describe 'Admin endpoints (/-/metrics, /-/quit)' do
     end
   end
 
-  after do
-    # Cluster workers share the master's process group: nothing an example started survives.
-    (@started_servers || []).each do |server|
-      Process.kill('KILL', -server.pid)
-    rescue Errno::ESRCH, Errno::EPERM
-      nil
-    end
-  end
+  after { kill_started_process_groups }
 
   def admin_server(*args, env: {}, **opts)
     start_server(*args, fixture('admin.ru'), env: { 'HYPERION_ADMIN_TOKEN' => TOKEN }.merge(env), **opts)

@@ -116,8 +116,8 @@ RSpec.describe 'bin/hyperion command line' do
   end
 
   describe '--cpu-scheduling', if: RUBY_PLATFORM.include?('linux') do
-    SCHED_OTHER = 0
-    SCHED_BATCH = 3
+    let(:sched_other) { 0 }
+    let(:sched_batch) { 3 }
 
     # Policy of each of the server's own threads (I/O and application), from /proc. The policy
     # is field 41 of stat; the name (field 2) is in parentheses and may hold spaces.
@@ -137,8 +137,8 @@ RSpec.describe 'bin/hyperion command line' do
       # the response, so wait for it.
       eventually { server.log.include?('/hello') }
       expect(server_thread_policies(server.pid))
-        .to eq('hyperion-io' => SCHED_OTHER, 'hyperion-app-0' => SCHED_BATCH, 'hyperion-app-1' => SCHED_BATCH,
-               'hyperion-log' => SCHED_BATCH)
+        .to eq('hyperion-io' => sched_other, 'hyperion-app-0' => sched_batch, 'hyperion-app-1' => sched_batch,
+               'hyperion-log' => sched_batch)
       expect(server.log).to include('scheduling: batch')
     end
 
@@ -146,8 +146,8 @@ RSpec.describe 'bin/hyperion command line' do
       server = start_server('-t', '0', fixture('e2e_app.ru'))
       expect(get_body(server.port, '/hello')).to eq('hello world')
       main = File.read("/proc/#{server.pid}/stat").split(') ', 2).last.split[38].to_i
-      expect(main).to eq(SCHED_BATCH)
-      expect(server_thread_policies(server.pid).slice('hyperion-io')).to eq('hyperion-io' => SCHED_OTHER)
+      expect(main).to eq(sched_batch)
+      expect(server_thread_policies(server.pid).slice('hyperion-io')).to eq('hyperion-io' => sched_other)
     end
 
     it 'keeps the normal policy with normal' do
@@ -155,8 +155,8 @@ RSpec.describe 'bin/hyperion command line' do
       expect(get_body(server.port, '/hello')).to eq('hello world')
       eventually { server.log.include?('/hello') }
       expect(server_thread_policies(server.pid))
-        .to eq('hyperion-io' => SCHED_OTHER, 'hyperion-app-0' => SCHED_OTHER, 'hyperion-app-1' => SCHED_OTHER,
-               'hyperion-log' => SCHED_OTHER)
+        .to eq('hyperion-io' => sched_other, 'hyperion-app-0' => sched_other, 'hyperion-app-1' => sched_other,
+               'hyperion-log' => sched_other)
       expect(server.log).to include('scheduling: normal')
     end
 

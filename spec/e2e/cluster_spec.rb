@@ -18,12 +18,7 @@ RSpec.describe 'Cluster mode (-w N)', if: RUBY_PLATFORM.include?('linux') do
 
   after do
     stop_started_servers_quickly
-    # Workers share the master's process group: whatever an example left behind goes too.
-    (@started_servers || []).each do |server|
-      Process.kill('KILL', -server.pid)
-    rescue Errno::ESRCH, Errno::EPERM
-      nil
-    end
+    kill_started_process_groups
   end
 
   def events_path

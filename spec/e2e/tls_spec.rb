@@ -25,11 +25,7 @@ RSpec.describe 'TLS', if: RUBY_PLATFORM.include?('linux') do
 
   after do
     stop_started_servers_quickly
-    (@started_servers || []).each do |server|
-      Process.kill('KILL', -server.pid)
-    rescue Errno::ESRCH, Errno::EPERM
-      nil
-    end
+    kill_started_process_groups
   end
 
   def cert(name)

@@ -309,4 +309,13 @@ module ServerHelpers
   def stop_started_servers_quickly
     (@started_servers || []).each { |server| stop_quickly(server) }
   end
+
+  # Cluster workers share the master's process group: nothing an example started survives.
+  def kill_started_process_groups
+    (@started_servers || []).each do |server|
+      Process.kill('KILL', -server.pid)
+    rescue Errno::ESRCH, Errno::EPERM
+      nil
+    end
+  end
 end

@@ -57,32 +57,33 @@ pub fn current() -> std::io::Result<Policy> {
 /// the operator with `chrt`, for instance) is left alone. Returns the policy now in effect. On
 /// systems without the policy, nothing changes.
 pub fn prefer_batch() -> std::io::Result<Policy> {
-    let policy = current()?;
-    #[cfg(target_os = "linux")]
-    if policy == Policy::Normal {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: `param` is a valid sched_param; pid 0 is the calling thread.
-        if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        return current();
-    }
-    Ok(policy)
+    switch(Policy::Normal, Policy::Batch)
 }
 
 /// Moves the calling thread back from `SCHED_BATCH` to the normal policy (other policies are
 /// left alone). Returns the policy now in effect.
 pub fn prefer_normal() -> std::io::Result<Policy> {
+    switch(Policy::Batch, Policy::Normal)
+}
+
+/// Sets the calling thread's policy to `to` if it is `from`; returns the policy in effect.
+fn switch(from: Policy, to: Policy) -> std::io::Result<Policy> {
     let policy = current()?;
     #[cfg(target_os = "linux")]
-    if policy == Policy::Batch {
+    if policy == from {
+        let target = match to {
+            Policy::Batch => libc::SCHED_BATCH,
+            _ => libc::SCHED_OTHER,
+        };
         let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: as above.
-        if unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) } != 0 {
+        // SAFETY: `param` is a valid sched_param; pid 0 is the calling thread.
+        if unsafe { libc::sched_setscheduler(0, target, &param) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
         return current();
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (from, to);
     Ok(policy)
 }
 

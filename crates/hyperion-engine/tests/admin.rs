@@ -11,7 +11,7 @@ use hyperion_engine::{
 };
 
 mod common;
-use common::tcp;
+use common::{tcp, with_loop};
 
 const TOKEN: &str = "s3cret-admin-token-0123";
 
@@ -30,10 +30,9 @@ both_loops!(
 
 fn config(mode: IoUring, admin: Option<AdminConfig>) -> EngineConfig {
     EngineConfig {
-        io_uring: mode,
         admin,
         graceful_timeout: Duration::from_secs(1),
-        ..EngineConfig::default()
+        ..with_loop(mode)
     }
 }
 

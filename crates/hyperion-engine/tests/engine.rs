@@ -12,7 +12,7 @@ use hyperion_engine::{
 };
 
 mod common;
-use common::{io_uring_available, tcp};
+use common::{io_uring_available, tcp, with_loop};
 
 both_loops!(
     keep_alive_and_pipelined_requests_are_answered_in_order,
@@ -38,13 +38,6 @@ both_loops!(
     a_long_pipeline_is_answered_in_order,
     every_response_is_reported_once_with_status_bytes_and_path,
 );
-
-fn with_loop(mode: IoUring) -> EngineConfig {
-    EngineConfig {
-        io_uring: mode,
-        ..EngineConfig::default()
-    }
-}
 
 /// Starts `threads` application threads answering every exchange with `handler`.
 fn start(config: EngineConfig, threads: usize, handler: fn(&mut Exchange)) -> (Arc<Engine>, u16) {

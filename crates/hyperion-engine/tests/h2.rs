@@ -14,7 +14,7 @@ use hyperion_engine::{trailer_map, Body, Engine, EngineConfig, Exchange, HeadBui
 use tokio::net::TcpStream;
 
 mod common;
-use common::tcp;
+use common::{tcp, with_loop};
 
 both_loops!(
     get_and_post_over_h2c_reach_the_app_as_http2_exchanges,
@@ -35,13 +35,6 @@ both_loops!(
     a_reset_fails_the_reader_of_a_streamed_body,
     a_streamed_body_past_max_body_bytes_fails_the_reader,
 );
-
-fn config(mode: IoUring) -> EngineConfig {
-    EngineConfig {
-        io_uring: mode,
-        ..EngineConfig::default()
-    }
-}
 
 /// A gate the slow handler waits at until the test opens it.
 #[derive(Default)]
@@ -185,7 +178,7 @@ fn get_and_post_over_h2c_reach_the_app_as_http2_exchanges(mode: IoUring) {
         );
         respond(ex, 200, text.as_bytes());
     });
-    let (engine, port) = start(config(mode), 2, handler);
+    let (engine, port) = start(with_loop(mode), 2, handler);
     runtime().block_on(async {
         let mut client = connect(port, None).await;
         let (parts, body, _) = exchange(&mut client, request("GET", "/a?x=1"), None)
@@ -228,7 +221,7 @@ fn static_routes_are_answered_with_their_prebuilt_head(mode: IoUring) {
         b"/big",
         StaticResponse::new(200, &headers, big.clone()).unwrap(),
     );
-    let mut config = config(mode);
+    let mut config = with_loop(mode);
     config.routes = routes;
     let handler: Handler = Arc::new(|ex| respond(ex, 404, b"app"));
     let (engine, port) = start(config, 1, handler);
@@ -266,7 +259,7 @@ fn a_slow_stream_does_not_block_the_others(mode: IoUring) {
         let path = ex.path().to_vec();
         respond(ex, 200, &path);
     });
-    let (_engine, port) = start(config(mode), 2, handler);
+    let (_engine, port) = start(with_loop(mode), 2, handler);
     runtime().block_on(async {
         let mut client = connect(port, None).await;
         let mut slow_client = client.clone();
@@ -311,7 +304,7 @@ fn large_bodies_pass_through_a_small_flow_control_window(mode: IoUring) {
             .unwrap();
         ex.response.send(msg).unwrap();
     });
-    let mut config = config(mode);
+    let mut config = with_loop(mode);
     config.h2.initial_window_size = 16_384;
     // Larger than memory allows: the body goes through the temp file.
     config.max_in_memory_body_bytes = 256 * 1024;
@@ -343,7 +336,7 @@ fn streams_past_max_total_streams_are_refused_and_the_connection_lives_on(mode: 
         }
         respond(ex, 200, b"ok");
     });
-    let mut config = config(mode);
+    let mut config = with_loop(mode);
     config.h2.max_total_streams = Some(1);
     let (engine, port) = start(config, 2, handler);
     runtime().block_on(async {
@@ -392,7 +385,7 @@ fn streamed_responses_end_with_trailers(mode: IoUring) {
             .unwrap();
         ex.response.send(msg).unwrap();
     });
-    let (_engine, port) = start(config(mode), 1, handler);
+    let (_engine, port) = start(with_loop(mode), 1, handler);
     runtime().block_on(async {
         let mut client = connect(port, None).await;
         let (parts, body, trailers) = exchange(&mut client, request("POST", "/rpc"), None)
@@ -412,7 +405,7 @@ fn early_hints_arrive_before_the_response(mode: IoUring) {
         ex.response.send(msg).unwrap();
         respond(ex, 200, b"page");
     });
-    let (_engine, port) = start(config(mode), 1, handler);
+    let (_engine, port) = start(with_loop(mode), 1, handler);
     runtime().block_on(async {
         let client = connect(port, None).await;
         let mut client = client.ready().await.unwrap();
@@ -433,7 +426,7 @@ fn http11_still_works_next_to_h2c(mode: IoUring) {
         let text = if ex.is_h2() { "h2" } else { "h1" };
         respond(ex, 200, text.as_bytes());
     });
-    let (_engine, port) = start(config(mode), 1, handler);
+    let (_engine, port) = start(with_loop(mode), 1, handler);
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     // `Upgrade: h2c` is ignored: the answer is plain HTTP/1.1.
@@ -468,7 +461,7 @@ fn graceful_stop_sends_goaway_and_finishes_in_flight_streams(mode: IoUring) {
         g.wait();
         respond(ex, 200, b"finished");
     });
-    let (engine, port) = start(config(mode), 1, handler);
+    let (engine, port) = start(with_loop(mode), 1, handler);
     runtime().block_on(async {
         let mut client = connect(port, None).await;
         let mut slow_client = client.clone();
@@ -496,7 +489,7 @@ fn graceful_stop_sends_goaway_and_finishes_in_flight_streams(mode: IoUring) {
 
 fn oversized_header_lists_are_answered_431(mode: IoUring) {
     let handler: Handler = Arc::new(|ex| respond(ex, 200, b"ok"));
-    let mut config = config(mode);
+    let mut config = with_loop(mode);
     config.h2.max_header_list_size = 4096;
     let (_engine, port) = start(config, 1, handler);
     runtime().block_on(async {
@@ -519,7 +512,7 @@ fn oversized_header_lists_are_answered_431(mode: IoUring) {
 
 fn request_bodies_over_max_body_bytes_get_413(mode: IoUring) {
     let handler: Handler = Arc::new(|ex| respond(ex, 200, b"ok"));
-    let mut config = config(mode);
+    let mut config = with_loop(mode);
     config.limits.max_body_bytes = 1000;
     let (_engine, port) = start(config, 1, handler);
     runtime().block_on(async {
@@ -618,7 +611,7 @@ fn eventually<T>(f: impl Fn() -> Option<T>) -> T {
 
 fn rapid_reset_ends_the_connection_with_enhance_your_calm(mode: IoUring) {
     let handler: Handler = Arc::new(|ex| respond(ex, 200, b"ok"));
-    let (engine, port) = start(config(mode), 1, handler);
+    let (engine, port) = start(with_loop(mode), 1, handler);
     let mut s = raw::connect(port);
     let mut bytes = Vec::new();
     for i in 0..2000u32 {
@@ -646,7 +639,7 @@ fn rapid_reset_ends_the_connection_with_enhance_your_calm(mode: IoUring) {
 
 fn continuation_and_ping_floods_end_the_connection(mode: IoUring) {
     let handler: Handler = Arc::new(|ex| respond(ex, 200, b"ok"));
-    let (engine, port) = start(config(mode), 1, handler);
+    let (engine, port) = start(with_loop(mode), 1, handler);
 
     let mut s = raw::connect(port);
     let mut bytes = Vec::new();
@@ -722,7 +715,7 @@ fn echo_as_it_arrives(ex: &mut Exchange) {
 
 fn grpc_request_bodies_reach_the_app_as_they_arrive(mode: IoUring) {
     let handler: Handler = Arc::new(echo_as_it_arrives);
-    let (_engine, port) = start(config(mode), 1, handler);
+    let (_engine, port) = start(with_loop(mode), 1, handler);
     runtime().block_on(async {
         let client = connect(port, None).await;
         let mut client = client.ready().await.unwrap();
@@ -752,7 +745,7 @@ fn a_streamed_request_body_is_paced_by_the_reader(mode: IoUring) {
         let sum: u64 = body.iter().map(|&b| b as u64).sum();
         respond(ex, 200, format!("{} {sum}", body.len()).as_bytes());
     });
-    let mut config = config(mode);
+    let mut config = with_loop(mode);
     config.h2.initial_window_size = 16_384;
     let (_engine, port) = start(config, 1, handler);
     let upload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
@@ -803,7 +796,7 @@ fn a_reset_fails_the_reader_of_a_streamed_body(mode: IoUring) {
         let after_reset = stream.next();
         tx.lock().unwrap().send((first, after_reset)).unwrap();
     });
-    let (_engine, port) = start(config(mode), 1, handler);
+    let (_engine, port) = start(with_loop(mode), 1, handler);
     let (first, after_reset) = runtime()
         .block_on(async {
             let client = connect(port, None).await;
@@ -840,7 +833,7 @@ fn a_streamed_body_past_max_body_bytes_fails_the_reader(mode: IoUring) {
         };
         respond(ex, 200, format!("{read} {outcome}").as_bytes());
     });
-    let mut config = config(mode);
+    let mut config = with_loop(mode);
     config.limits.max_body_bytes = 10;
     let (_engine, port) = start(config, 1, handler);
     runtime().block_on(async {

@@ -77,6 +77,14 @@ fn start(config: EngineConfig) -> (Arc<Engine>, u16) {
     (engine, port)
 }
 
+/// An engine with `tls` and otherwise the defaults.
+fn start_tls(tls: TlsConfig) -> (Arc<Engine>, u16) {
+    start(EngineConfig {
+        tls: Some(tls),
+        ..EngineConfig::default()
+    })
+}
+
 const FILE_LEN: usize = 300_000;
 
 fn file_content() -> Vec<u8> {
@@ -205,10 +213,7 @@ fn der(dir: &Path, cert: &str) -> Vec<u8> {
 #[test]
 fn serves_http11_over_tls_13_and_12_and_picks_http11_from_alpn() {
     let dir = certs();
-    let (engine, port) = start(EngineConfig {
-        tls: Some(tls_config(&dir, "rsa-chain.pem", "rsa.key")),
-        ..EngineConfig::default()
-    });
+    let (engine, port) = start_tls(tls_config(&dir, "rsa-chain.pem", "rsa.key"));
     assert_eq!(engine.addresses()[0], format!("https://127.0.0.1:{port}"));
     for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
         let seen = fetch(&Arc::new(client(&dir, version)), port, "/");
@@ -229,10 +234,7 @@ fn serves_http11_over_tls_13_and_12_and_picks_http11_from_alpn() {
 #[test]
 fn alpn_prefers_h2_and_serves_http2_over_tls() {
     let dir = certs();
-    let (_engine, port) = start(EngineConfig {
-        tls: Some(tls_config(&dir, "rsa-chain.pem", "rsa.key")),
-        ..EngineConfig::default()
-    });
+    let (_engine, port) = start_tls(tls_config(&dir, "rsa-chain.pem", "rsa.key"));
     let mut config = client(&dir, &rustls::version::TLS13);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -272,10 +274,7 @@ fn every_key_format_loads() {
         ("ec.pem", "ec-sec1.key"),
         ("ec.pem", "ec.key"),
     ] {
-        let (_engine, port) = start(EngineConfig {
-            tls: Some(tls_config(&dir, cert, key)),
-            ..EngineConfig::default()
-        });
+        let (_engine, port) = start_tls(tls_config(&dir, cert, key));
         let seen = fetch(&Arc::new(client(&dir, &rustls::version::TLS13)), port, "/");
         assert_eq!(seen.leaf, der(&dir, cert), "{cert} with {key}");
     }
@@ -312,10 +311,7 @@ fn reload_switches_the_certificate_and_keeps_the_old_one_when_the_new_is_bad() {
     let (cert, key) = (dir.join("live.pem"), dir.join("live.key"));
     std::fs::copy(dir.join("rsa.pem"), &cert).unwrap();
     std::fs::copy(dir.join("rsa.key"), &key).unwrap();
-    let (engine, port) = start(EngineConfig {
-        tls: Some(TlsConfig::new(&cert, &key)),
-        ..EngineConfig::default()
-    });
+    let (engine, port) = start_tls(TlsConfig::new(&cert, &key));
     // Without resumption, so every connection is shown the certificate in use.
     let mut client = client(&dir, &rustls::version::TLS13);
     client.resumption = Resumption::disabled();
@@ -350,10 +346,7 @@ fn session_tickets_resume_on_another_engine_until_two_rotations() {
     let (_a, port_a) = start(shared_tickets(&dir));
     let (_b, port_b) = start(shared_tickets(&dir));
     // An engine with its own secret cannot open the others' tickets.
-    let (_c, port_c) = start(EngineConfig {
-        tls: Some(tls_config(&dir, "rsa.pem", "rsa.key")),
-        ..EngineConfig::default()
-    });
+    let (_c, port_c) = start_tls(tls_config(&dir, "rsa.pem", "rsa.key"));
 
     for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
         // A fresh client cache each time, holding only tickets issued before the rotations.
@@ -395,10 +388,7 @@ fn session_tickets_resume_on_another_engine_until_two_rotations() {
 #[test]
 fn file_bodies_are_written_through_the_tls_stream() {
     let dir = certs();
-    let (_engine, port) = start(EngineConfig {
-        tls: Some(tls_config(&dir, "rsa.pem", "rsa.key")),
-        ..EngineConfig::default()
-    });
+    let (_engine, port) = start_tls(tls_config(&dir, "rsa.pem", "rsa.key"));
     let seen = fetch(
         &Arc::new(client(&dir, &rustls::version::TLS13)),
         port,
@@ -411,10 +401,7 @@ fn file_bodies_are_written_through_the_tls_stream() {
 #[test]
 fn a_tls_connection_is_never_hijacked() {
     let dir = certs();
-    let (_engine, port) = start(EngineConfig {
-        tls: Some(tls_config(&dir, "rsa.pem", "rsa.key")),
-        ..EngineConfig::default()
-    });
+    let (_engine, port) = start_tls(tls_config(&dir, "rsa.pem", "rsa.key"));
     // The application thread asserts the hand-over failed; the client sees the connection end.
     let seen = fetch(
         &Arc::new(client(&dir, &rustls::version::TLS13)),
@@ -429,10 +416,7 @@ fn silent_clients_time_out_and_excess_handshakes_are_refused_and_counted() {
     let dir = certs();
     let mut tls = tls_config(&dir, "rsa.pem", "rsa.key");
     tls.handshake_timeout = Duration::from_millis(200);
-    let (engine, port) = start(EngineConfig {
-        tls: Some(tls),
-        ..EngineConfig::default()
-    });
+    let (engine, port) = start_tls(tls);
     let mut silent = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     silent
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -450,10 +434,7 @@ fn silent_clients_time_out_and_excess_handshakes_are_refused_and_counted() {
 
     let mut limited = tls_config(&dir, "rsa.pem", "rsa.key");
     limited.handshake_rate_limit = Some(1);
-    let (limited_engine, limited_port) = start(EngineConfig {
-        tls: Some(limited),
-        ..EngineConfig::default()
-    });
+    let (limited_engine, limited_port) = start_tls(limited);
     let client = Arc::new(client(&dir, &rustls::version::TLS13));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -429,8 +429,7 @@ fn stats_hash(ruby: &Ruby, s: &StatsSnapshot, m: &metrics::Metrics) -> Result<RH
 // ---------------------------------------------------------------------------------------------
 // Process-wide metrics (Hyperion::Native.metrics_*)
 
-/// `Native.metrics_setup(slots)`: maps the shared region a cluster master's workers inherit.
-/// Sets the calling thread's scheduling policy for `mode` ("batch" or "normal"; see
+/// `Native.cpu_scheduling(mode)`: sets the calling thread's scheduling policy for `mode` ("batch" or "normal"; see
 /// hyperion_engine::sched) and returns the policy now in effect, by name.
 fn cpu_scheduling(ruby: &Ruby, mode: String) -> Result<String, Error> {
     let result = match mode.as_str() {
@@ -448,6 +447,7 @@ fn cpu_scheduling(ruby: &Ruby, mode: String) -> Result<String, Error> {
         .map_err(|e| runtime_error(ruby, format!("cannot set the scheduling policy: {e}")))
 }
 
+/// `Native.metrics_setup(slots)`: maps the shared region a cluster master's workers inherit.
 fn metrics_setup(ruby: &Ruby, slots: usize) -> Result<(), Error> {
     guard(ruby, || {
         metrics::init_process(slots)

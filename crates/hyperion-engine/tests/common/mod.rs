@@ -43,6 +43,14 @@ pub fn io_uring_available() -> bool {
     })
 }
 
+/// The default engine configuration on the given connection loop.
+pub fn with_loop(mode: IoUring) -> EngineConfig {
+    EngineConfig {
+        io_uring: mode,
+        ..EngineConfig::default()
+    }
+}
+
 /// One TCP listener on a free port of 127.0.0.1.
 pub fn tcp() -> Vec<ListenSpec> {
     vec![ListenSpec::Tcp {
