@@ -2,10 +2,12 @@
 //! answer, repeat. Requests on a connection are answered strictly in order, so pipelined
 //! requests simply wait in the read buffer.
 
+use std::future::poll_fn;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
+use std::task::Context;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -24,6 +26,7 @@ use crate::dispatch::{
 use crate::engine::{Phase, Shared};
 use crate::exchange::{ListenerInfo, Peer};
 use crate::observe::Current;
+use crate::relay::RelayCache;
 use crate::response::{Hijacked, ResponseMsg};
 use crate::routes::StaticResponse;
 
@@ -65,6 +68,8 @@ pub(crate) struct Connection<S> {
     current: Option<Current>,
     /// No request has been read yet: the first bytes may be the HTTP/2 preface.
     fresh: bool,
+    /// The waker application threads use to say a response message is waiting.
+    relayed: RelayCache,
 }
 
 /// A connected socket the engine can wait on without committing a read buffer to it, send
@@ -119,6 +124,7 @@ impl<S: Socket> Connection<S> {
             buf: BytesMut::new(),
             current: None,
             fresh: true,
+            relayed: RelayCache::default(),
         }
     }
 
@@ -404,7 +410,10 @@ impl<S: Socket> Connection<S> {
         let mut out: Vec<u8> = Vec::new();
         let mut status = 0;
         loop {
-            let Some(first) = rx.recv().await else {
+            let relayed = &mut self.relayed;
+            let next =
+                poll_fn(|cx| rx.poll_recv(&mut Context::from_waker(relayed.waker(cx.waker()))));
+            let Some(first) = next.await else {
                 return Ok(Outcome::Close);
             };
             let mut end = append(first, &mut out, &mut status);

@@ -411,6 +411,7 @@ fn finish(shared: &Shared) {
 }
 
 async fn serve(listeners: Vec<Listening>, shared: Arc<Shared>) {
+    crate::relay::start();
     let mut accept_loops = Vec::with_capacity(listeners.len());
     for listener in listeners {
         match register(listener, &shared) {

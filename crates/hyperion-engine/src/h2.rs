@@ -6,10 +6,11 @@
 //! rewritten as an HTTP/1.1 head and parsed by `hyperion_http`, so routing, limits and the Rack
 //! env are built by the same code as for HTTP/1.1 (the exchange is marked
 //! [`Protocol::Http2`]). Static routes and page-cache hits are answered on the connection task
-//! itself from a prebuilt header map and a shared body; everything else gets a task per
-//! stream that reads the request body (with flow control), hands the exchange to the
-//! application threads and writes the response messages that come back, so a slow handler
-//! never holds up the other streams of its connection.
+//! itself from a prebuilt header map and a shared body. Every other stream becomes a future
+//! that reads the request body (with flow control), hands the exchange to the application
+//! threads and writes the response messages that come back; the connection task drives these
+//! futures alongside the connection, so a slow handler never holds up the other streams, and
+//! the responses that arrived while the I/O thread was busy leave together in one write.
 
 use std::future::poll_fn;
 use std::io;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use ::h2::server::{Builder, SendResponse};
 use ::h2::{Reason, RecvStream, SendStream};
 use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use hyperion_http::{parse_request_head, HeadStatus};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, Notify};
@@ -83,6 +85,7 @@ impl Runtime {
             .name("hyperion-h2".into())
             .spawn(move || {
                 runtime.block_on(async {
+                    crate::relay::start();
                     let _ = stopped.await;
                 });
                 // Dropping the runtime cuts whatever the graceful timeout left running.
@@ -214,6 +217,12 @@ pub(crate) async fn serve<S>(
     // Static answers wait here while more streams are taken in, so a burst of requests is
     // answered in one write rather than one write per stream.
     let mut inline: Vec<Inline> = Vec::new();
+    // The streams waiting on a request body or on the application threads. Response
+    // messages wake this task once, however many arrive before it runs (the set's own waker
+    // is spent by the first); the streams it completes are all queued in the connection
+    // before the connection is polled to write.
+    let mut streams: FuturesUnordered<StreamTask> = FuturesUnordered::new();
+    let mut started: Vec<StreamTask> = Vec::new();
     loop {
         if !draining && *phase.borrow_and_update() != Phase::Running {
             draining = true;
@@ -223,13 +232,16 @@ pub(crate) async fn serve<S>(
                 .reset(tokio::time::Instant::now() + DRAIN_CHECK);
         }
         tokio::select! {
+            biased;
+            _ = poll_fn(|cx| drive(&mut streams, cx)), if !streams.is_empty() => {}
             next = conn.accept() => {
                 let mut next = Poll::Ready(next);
                 let mut closed = false;
                 while let Poll::Ready(item) = next {
                     match item {
                         Some(Ok((request, respond))) => {
-                            on_stream(&shared, request, respond, peer, &listener, &mut inline);
+                            let pending = Pending { inline: &mut inline, started: &mut started };
+                            on_stream(&shared, request, respond, peer, &listener, pending);
                         }
                         Some(Err(e)) => {
                             count_error(&shared, &e);
@@ -247,6 +259,7 @@ pub(crate) async fn serve<S>(
                 for Inline { mut respond, response, head_only, mut report } in inline.drain(..) {
                     send_static(&mut respond, &response, head_only, &mut report);
                 }
+                streams.extend(started.drain(..));
                 if closed {
                     // Whatever was queued still goes out before the socket closes.
                     let _ = timeout(GOAWAY_FLUSH, poll_fn(|cx| conn.poll_closed(cx))).await;
@@ -282,6 +295,40 @@ pub(crate) async fn serve<S>(
             }
         }
     }
+    // Streams still open learn from the h2 crate, as the connection is dropped, that it is
+    // gone; they get a moment to pass that on (a reader waiting for request body learns of
+    // the reset, an application thread that its response has nowhere to go).
+    drop(conn);
+    streams.extend(started.drain(..));
+    let _ = timeout(GOAWAY_FLUSH, async {
+        while streams.next().await.is_some() {}
+    })
+    .await;
+}
+
+/// One stream's handling after it was taken in: reading its body, waiting for its response
+/// and writing it.
+type StreamTask = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Polls the connection's streams until none can make progress; ready once at least one has
+/// finished (the connection then runs again and writes what they queued), pending otherwise.
+fn drive(streams: &mut FuturesUnordered<StreamTask>, cx: &mut Context<'_>) -> Poll<()> {
+    let mut finished = false;
+    loop {
+        match streams.poll_next_unpin(cx) {
+            Poll::Ready(Some(())) => finished = true,
+            Poll::Ready(None) => return Poll::Ready(()),
+            Poll::Pending if finished => return Poll::Ready(()),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+}
+
+/// Where `on_stream` leaves what the connection task finishes after taking in a burst of
+/// streams: static answers to send, and stream futures to drive.
+struct Pending<'a> {
+    inline: &'a mut Vec<Inline>,
+    started: &'a mut Vec<StreamTask>,
 }
 
 /// A static answer held back until the streams already received are taken in.
@@ -382,14 +429,14 @@ impl Drop for Report {
     }
 }
 
-/// A new stream: refuse it, answer it inline (static routes), or give it a task.
+/// A new stream: refuse it, answer it inline (static routes), or start its future.
 fn on_stream(
     shared: &Arc<Shared>,
     request: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     peer: Peer,
     listener: &Arc<ListenerInfo>,
-    inline: &mut Vec<Inline>,
+    pending: Pending<'_>,
 ) {
     bump(&shared.stats.h2_streams);
     let (parts, recv) = request.into_parts();
@@ -400,7 +447,7 @@ fn on_stream(
         if let Some((response, head_only)) =
             static_hit(shared, parts.method.as_str().as_bytes(), path.as_bytes())
         {
-            inline.push(Inline {
+            pending.inline.push(Inline {
                 respond,
                 response,
                 head_only,
@@ -448,11 +495,11 @@ fn on_stream(
             } => send_static(&mut respond, &response, head_only, &mut report),
             Dispatched::Queued(rx) => {
                 let shared = shared.clone();
-                tokio::spawn(async move {
+                pending.started.push(Box::pin(async move {
                     write_stream(&shared, respond, rx, &mut report).await;
                     drop(report);
                     drop(slot);
-                });
+                }));
             }
             Dispatched::Answered { bytes, .. } => send_answer(&mut respond, &bytes, &mut report),
         }
@@ -461,13 +508,23 @@ fn on_stream(
     let declared = head.framing;
     if streams_body(&parts) {
         stream_exchange(
-            shared, head, head_bytes, protocol, recv, respond, report, slot, peer, listener,
+            shared,
+            head,
+            head_bytes,
+            protocol,
+            recv,
+            respond,
+            report,
+            slot,
+            peer,
+            listener,
+            pending.started,
         );
         return;
     }
     let shared = shared.clone();
     let listener = listener.clone();
-    tokio::spawn(async move {
+    pending.started.push(Box::pin(async move {
         let (body, trailers) = match read_body(&shared, recv, declared).await {
             Ok(body) => body,
             Err(BodyError::TooLarge) => {
@@ -506,7 +563,7 @@ fn on_stream(
         }
         drop(report);
         drop(slot);
-    });
+    }));
 }
 
 /// Whether the application reads this request's body while it arrives instead of after it
@@ -538,6 +595,7 @@ fn stream_exchange(
     slot: StreamSlot,
     peer: Peer,
     listener: &Arc<ListenerInfo>,
+    started: &mut Vec<StreamTask>,
 ) {
     let max = shared.config.limits.max_body_bytes;
     if let hyperion_http::BodyFraming::Length(n) = head.framing {
@@ -564,7 +622,7 @@ fn stream_exchange(
         Dispatched::Answered { bytes, .. } => send_answer(&mut respond, &bytes, &mut report),
         Dispatched::Queued(rx) => {
             let shared = shared.clone();
-            tokio::spawn(async move {
+            started.push(Box::pin(async move {
                 {
                     let writer = write_stream(&shared, respond, rx, &mut report);
                     let feeder = feed_body(feed, recv, max);
@@ -586,7 +644,7 @@ fn stream_exchange(
                 }
                 drop(report);
                 drop(slot);
-            });
+            }));
         }
     }
 }

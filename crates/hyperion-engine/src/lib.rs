@@ -19,6 +19,7 @@ pub mod log;
 pub mod metrics;
 mod observe;
 pub mod queue;
+mod relay;
 pub mod response;
 pub mod routes;
 pub mod sched;

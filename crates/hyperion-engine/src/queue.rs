@@ -53,7 +53,13 @@ impl WaitToken {
 struct State {
     items: VecDeque<Box<Exchange>>,
     closed: bool,
+    /// Threads blocked in `pop` (or about to block: they count themselves under the lock).
     waiting: usize,
+    /// Wake-ups sent to waiters that have not returned from their wait yet. A push wakes a
+    /// thread only while some waiter has not been sent one: once every waiter is on its way,
+    /// further pushes leave the queue for them (and for the thread finishing its response,
+    /// which takes the next exchange with `try_pop`) without another wake-up system call.
+    wakes_pending: usize,
 }
 
 pub struct ExchangeQueue {
@@ -69,6 +75,7 @@ impl ExchangeQueue {
                 items: VecDeque::with_capacity(capacity.min(1024)),
                 closed: false,
                 waiting: 0,
+                wakes_pending: 0,
             }),
             ready: Condvar::new(),
             capacity: capacity.max(1),
@@ -84,7 +91,10 @@ impl ExchangeQueue {
             return Err(PushError::Full(exchange));
         }
         state.items.push_back(exchange);
-        let wake = state.waiting > 0;
+        let wake = state.waiting > state.wakes_pending;
+        if wake {
+            state.wakes_pending += 1;
+        }
         drop(state);
         if wake {
             self.ready.notify_one();
@@ -123,6 +133,10 @@ impl ExchangeQueue {
                 }
             };
             state.waiting -= 1;
+            // Whichever wait ended (a push's wake-up, an interrupt, a timeout, a spurious
+            // return), count one wake-up as arrived: if that undercounts those still on their
+            // way, a later push only sends one more than needed.
+            state.wakes_pending = state.wakes_pending.saturating_sub(1);
         }
     }
 
