@@ -10,7 +10,9 @@
 # Two load shapes: `h2load -c 1 -m 100 -n REQUESTS` (one connection, 100 concurrent streams)
 # and `h2load -c 10 -m 10 -n REQUESTS_C10`. The second runs ten times longer by default: at
 # 300,000-450,000 req/s, 20,000 requests last about 50 ms, mostly connection setup, and
-# nghttpd's steady rate only shows in a longer run. Server on core 0, h2load on core 1 (`taskset`), medians of RUNS
+# nghttpd's steady rate only shows in a longer run. Before the measured runs, each server
+# answers WARMUP_REQUESTS requests (`-c 10 -m 10`), not measured, as the other scripts warm
+# up with a short wrk run: a Ruby server's first requests are slower than its steady state. Server on core 0, h2load on core 1 (`taskset`), medians of RUNS
 # runs, round-robin. Runs where any request failed are INVALID and excluded. nghttpd logs
 # nothing per request, so Hyperion runs with --no-log-requests: both do the same work.
 #
@@ -19,11 +21,12 @@
 # --tls-cert/--tls-key; needs a build with TLS).
 #
 # Usage: bench/h2.sh
-# Environment: REQUESTS=20000 REQUESTS_C10=200000 RUNS=3 PORT_BASE=18501 STOP_TIMEOUT=10 TLS_CERT= TLS_KEY=
+# Environment: REQUESTS=20000 REQUESTS_C10=200000 WARMUP_REQUESTS=20000 RUNS=3 PORT_BASE=18501 STOP_TIMEOUT=10 TLS_CERT= TLS_KEY=
 set -euo pipefail
 
 REQUESTS=${REQUESTS:-20000}
 REQUESTS_C10=${REQUESTS_C10:-200000}
+WARMUP_REQUESTS=${WARMUP_REQUESTS:-20000}
 RUNS=${RUNS:-3}
 PORT_BASE=${PORT_BASE:-18501}
 STOP_TIMEOUT=${STOP_TIMEOUT:-10}
@@ -74,7 +77,7 @@ SHAPES=("c1m100|-c 1 -m 100|$REQUESTS" "c10m10|-c 10 -m 10|$REQUESTS_C10")
   echo
   echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), kernel $(uname -r)."
   echo "Revision: $(git rev-parse --short HEAD). Scheme: $SCHEME. Server \`taskset -c $SERVER_CPU\`,"
-  echo "\`taskset -c $CLIENT_CPU h2load SHAPE URL\` (SHAPE below); $RUNS runs round-robin; medians of valid runs."
+  echo "\`taskset -c $CLIENT_CPU h2load SHAPE URL\` (SHAPE below) after $WARMUP_REQUESTS requests of warm-up; $RUNS runs round-robin; medians of valid runs."
 } >"$REPORT"
 
 declare -A RPS=() VALID=()
@@ -91,6 +94,7 @@ for run in $(seq 1 "$RUNS"); do
     SERVER_PID=$!
     wait_for_server "$label" "$port" "$logfile" h2_ok
     url="$SCHEME://127.0.0.1:$port$path"
+    taskset -c "$CLIENT_CPU" h2load -c 10 -m 10 -n "$WARMUP_REQUESTS" "$url" >/dev/null 2>&1 || true
     for shape in "${SHAPES[@]}"; do
       IFS='|' read -r shape_name shape_args shape_n <<<"$shape"
       raw=$RAW_DIR/h2-$STAMP-$label-$shape_name-run$run.txt

@@ -18,6 +18,37 @@ module Hyperion
     EARLY_HINTS = 'rack.early_hints'
     HIJACK_BUFFERED = 'hyperion.hijack_buffered'
 
+    # rack.early_hints for one request. A small object rather than a block: a block would move
+    # the locals of the method creating it to the heap, on every request.
+    class EarlyHints
+      def initialize(adapter, exchange)
+        @adapter = adapter
+        @exchange = exchange
+      end
+
+      def call(headers)
+        @adapter.__send__(:early_hints, @exchange, headers)
+      end
+    end
+
+    # rack.hijack for one request: hands the socket over on the first call, the same IO after.
+    class Hijack
+      def initialize(adapter, exchange, env)
+        @adapter = adapter
+        @exchange = exchange
+        @env = env
+        @io = nil
+      end
+
+      def call
+        @io ||= @adapter.__send__(:take_socket, @exchange, @env, @exchange.hijack)
+      end
+
+      def taken?
+        !@io.nil?
+      end
+    end
+
     # `hijack`: whether the socket can be handed to the app (not over TLS).
     def initialize(app, env_template:, logger:, hijack: true)
       @app = app
@@ -47,19 +78,18 @@ module Hyperion
     def serve_rack(exchange, app, request)
       env = exchange.build_env(@env_template)
       input = env[RACK_INPUT]
-      hijacked = nil
       # Neither a TLS connection nor an HTTP/2 stream can be handed over (rack.hijack? is false).
-      env[RACK_HIJACK] = -> { hijacked ||= take_socket(exchange, env, exchange.hijack) } if @hijack && !exchange.h2?
-      env[EARLY_HINTS] = ->(headers) { early_hints(exchange, headers) }
+      hijack = env[RACK_HIJACK] = Hijack.new(self, exchange, env) if @hijack && !exchange.h2?
+      env[EARLY_HINTS] = EarlyHints.new(self, exchange)
       status = headers = body = error = nil
       run_hooks(Routes.start_hooks, request, env) if request
       begin
         status, headers, body = app.call(env)
         # After a full hijack the socket is the app's; whatever it returned is ignored.
-        send_response(exchange, env, status, headers, body) unless hijacked
+        send_response(exchange, env, status, headers, body) unless hijack&.taken?
       rescue Exception => e # rubocop:disable Lint/RescueException -- a worker must survive any app failure
         error = e
-        app_failed(exchange, env, e) unless hijacked
+        app_failed(exchange, env, e) unless hijack&.taken?
       ensure
         close_body(body, env) unless body.nil?
         # A large request body is a temp file: give its descriptor back now, not at GC. A

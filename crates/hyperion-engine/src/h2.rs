@@ -85,7 +85,6 @@ impl Runtime {
             .name("hyperion-h2".into())
             .spawn(move || {
                 runtime.block_on(async {
-                    crate::relay::start();
                     let _ = stopped.await;
                 });
                 // Dropping the runtime cuts whatever the graceful timeout left running.
