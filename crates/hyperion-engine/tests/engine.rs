@@ -37,6 +37,7 @@ both_loops!(
     a_client_that_stops_reading_is_dropped_after_write_timeout,
     a_long_pipeline_is_answered_in_order,
     every_response_is_reported_once_with_status_bytes_and_path,
+    every_application_thread_takes_a_request_while_the_others_wait,
 );
 
 /// Starts `threads` application threads answering every exchange with `handler`.
@@ -216,6 +217,50 @@ fn full_queue_answers_503_with_retry_after(mode: IoUring) {
     assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
     assert!(text.contains("retry-after: 1\r\n"), "{text}");
     assert_eq!(engine.stats().rejected, 1);
+}
+
+/// Requests that arrive together while every application thread waits must each wake one:
+/// the handler answers 200 only once GATHERED requests for its path are inside handlers at
+/// the same time (503 if they have not met within 10 s).
+const GATHERED: usize = 4;
+
+fn gather(ex: &mut Exchange) {
+    use std::collections::HashMap;
+    use std::sync::{Condvar, Mutex, OnceLock};
+    static MET: OnceLock<(Mutex<HashMap<Vec<u8>, usize>>, Condvar)> = OnceLock::new();
+    let (lock, arrived) = MET.get_or_init(|| (Mutex::new(HashMap::new()), Condvar::new()));
+    let key = ex.path().to_vec();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut inside = lock.lock().unwrap();
+    *inside.entry(key.clone()).or_insert(0) += 1;
+    arrived.notify_all();
+    while inside[&key] < GATHERED {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        inside = arrived.wait_timeout(inside, left).unwrap().0;
+    }
+    let met = inside[&key] >= GATHERED;
+    drop(inside);
+    respond(ex, if met { 200 } else { 503 }, b"");
+}
+
+fn every_application_thread_takes_a_request_while_the_others_wait(mode: IoUring) {
+    let (_engine, port) = start(with_loop(mode), GATHERED, gather);
+    let request = format!("GET /gather-{mode:?} HTTP/1.1\r\nHost: a\r\n\r\n");
+    let mut clients: Vec<TcpStream> = (0..GATHERED).map(|_| connect(port)).collect();
+    for c in &mut clients {
+        c.write_all(request.as_bytes()).unwrap();
+    }
+    for c in &mut clients {
+        let answers = read_responses(c, 1);
+        assert_eq!(answers.len(), 1);
+        assert_eq!(
+            answers[0].0, 200,
+            "not every application thread took a request"
+        );
+    }
 }
 
 fn idle_connections_are_closed_after_idle_keepalive(mode: IoUring) {
