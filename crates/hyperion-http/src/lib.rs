@@ -61,7 +61,7 @@ pub use request::{
     TargetForm, Version,
 };
 pub use response::{
-    cgi_header_key, format_http_date, http_date, is_content_length, is_content_type,
+    cgi_header_key, format_http_date, http_date, ipv4_text, is_content_length, is_content_type,
     is_valid_header_name, is_valid_header_value, reason_phrase, write_chunk, write_status_line,
     LAST_CHUNK,
 };

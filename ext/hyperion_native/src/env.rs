@@ -1,10 +1,12 @@
 //! Building the Rack env for one exchange, in one call, with interned keys.
 
+use std::cell::RefCell;
+use std::os::raw::{c_char, c_long, c_void};
 use std::sync::OnceLock;
 
 use hyperion_engine::{Body, Exchange, Peer};
 use hyperion_http::{
-    cgi_header_key, is_content_length, is_content_type, split_host, TargetForm, Version,
+    cgi_header_key, ipv4_text, is_content_length, is_content_type, split_host, TargetForm, Version,
 };
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::value::{Lazy, ReprValue};
@@ -96,11 +98,78 @@ fn aset(env: VALUE, key: VALUE, value: VALUE) {
     unsafe { rb_sys::rb_hash_aset(env, key, value) };
 }
 
-/// Builds the env: a copy of `template` (the per-server constants) plus this request.
+extern "C" {
+    fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
+}
+
+type NewHashWithCapacity = unsafe extern "C" fn(c_long) -> VALUE;
+
+/// Ruby's constructor for a Hash with room for `capa` entries: `rb_hash_new_capa` (public since
+/// Ruby 3.2) or `rb_hash_new_with_size` (3.1, exported but not in the public headers), looked
+/// up at run time so that a Ruby without either still loads the extension.
+fn hash_with_capacity(capa: usize) -> VALUE {
+    static FOUND: OnceLock<Option<NewHashWithCapacity>> = OnceLock::new();
+    let found = FOUND.get_or_init(|| {
+        [c"rb_hash_new_capa", c"rb_hash_new_with_size"]
+            .into_iter()
+            .find_map(|name| {
+                // SAFETY: RTLD_DEFAULT (a null handle) searches the loaded objects, libruby
+                // included; the name is a NUL-terminated literal.
+                let symbol = unsafe { dlsym(std::ptr::null_mut(), name.as_ptr()) };
+                // SAFETY: both functions take one word-sized integer and return a VALUE.
+                (!symbol.is_null()).then(|| unsafe {
+                    std::mem::transmute::<*mut c_void, NewHashWithCapacity>(symbol)
+                })
+            })
+    });
+    // SAFETY: GVL held by the caller.
+    unsafe {
+        match found {
+            Some(new_hash) => new_hash(capa as c_long),
+            None => rb_sys::rb_hash_new(),
+        }
+    }
+}
+
+thread_local! {
+    /// The template last used on this thread, flattened to key, value, key, value...
+    static TEMPLATE: RefCell<(VALUE, Vec<VALUE>)> = const { RefCell::new((0, Vec::new())) };
+}
+
+/// A new env holding `template`'s entries, with room for `more` besides. The template is
+/// copied into a table already sized for the whole env: a copy of the template itself would
+/// be a small table that Ruby converts, then grows and rehashes, as the request's keys go in.
+fn env_from(template: RHash, more: usize) -> Result<VALUE, Error> {
+    TEMPLATE.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != template.as_raw() {
+            let mut pairs = Vec::with_capacity(template.len() * 2);
+            template.foreach(|key: Value, value: Value| {
+                pairs.push(key.as_raw());
+                pairs.push(value.as_raw());
+                Ok(magnus::r_hash::ForEach::Continue)
+            })?;
+            // The raw pairs stay valid only while the template lives, and the cache compares
+            // templates by address: keep this one alive for good (one per server).
+            // SAFETY: GVL held.
+            unsafe { rb_sys::rb_gc_register_mark_object(template.as_raw()) };
+            *cached = (template.as_raw(), pairs);
+        }
+        let env = hash_with_capacity(cached.1.len() / 2 + more);
+        // SAFETY: GVL held; `env` is a new Hash; the pairs are live objects (above) and the
+        // keys frozen Strings.
+        unsafe { rb_sys::rb_hash_bulk_insert(cached.1.len() as c_long, cached.1.as_ptr(), env) };
+        Ok(env)
+    })
+}
+
+/// Entries the engine and the adapter add to every env, besides the request's headers.
+const PER_REQUEST_ENTRIES: usize = 16;
+
+/// Builds the env: the template's entries (the per-server constants) plus this request.
 pub fn build(ruby: &Ruby, ex: &mut Exchange, template: RHash) -> Result<RHash, Error> {
     let k = INTERNED.get().expect("env::init runs at load");
-    // SAFETY: GVL held; `template` is a Hash (checked by the caller's conversion).
-    let env = unsafe { rb_sys::rb_hash_dup(template.as_raw()) };
+    let env = env_from(template, PER_REQUEST_ENTRIES + ex.head.headers.len())?;
     let buf = &ex.head_bytes[..];
     let head = &ex.head;
 
@@ -156,6 +225,14 @@ pub fn build(ruby: &Ruby, ex: &mut Exchange, template: RHash) -> Result<RHash, E
         }
     }
     match ex.peer {
+        Peer::Tcp(std::net::SocketAddr::V4(addr)) => {
+            let mut text = [0u8; 15];
+            aset(
+                env,
+                k.remote_addr,
+                new_str(ipv4_text(*addr.ip(), &mut text)),
+            );
+        }
         Peer::Tcp(addr) => aset(
             env,
             k.remote_addr,
