@@ -581,7 +581,7 @@ fn streams_body(parts: &http::request::Parts) -> bool {
 }
 
 /// A request whose body the application reads as it arrives: dispatched at once, with the
-/// stream's task feeding DATA to the reader while it writes the response.
+/// stream's future feeding DATA to the reader while it writes the response.
 #[allow(clippy::too_many_arguments)]
 fn stream_exchange(
     shared: &Arc<Shared>,

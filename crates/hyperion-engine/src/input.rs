@@ -1,4 +1,4 @@
-//! A request body the application reads while it arrives: the HTTP/2 stream's task pushes
+//! A request body the application reads while it arrives: the HTTP/2 stream's future pushes
 //! DATA frames in as the h2 crate delivers them, an application thread takes them out, and the
 //! bytes it has taken are given back to the client as flow-control window. A client can
 //! therefore have no more than its stream window in flight, and an application that reads
@@ -61,7 +61,7 @@ struct Shared {
     state: Mutex<State>,
     /// Wakes a reader waiting for bytes.
     ready: Condvar,
-    /// Wakes the stream's task: the reader took bytes, or is gone.
+    /// Wakes the stream's future: the reader took bytes, or is gone.
     task: Notify,
     read_timeout: Duration,
 }
@@ -77,7 +77,7 @@ pub struct BodyStream {
     shared: Arc<Shared>,
 }
 
-/// The connection's end, held by the stream's task.
+/// The connection's end, held by the stream's future.
 pub(crate) struct BodyFeed {
     shared: Arc<Shared>,
 }
