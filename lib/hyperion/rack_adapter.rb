@@ -18,30 +18,45 @@ module Hyperion
     EARLY_HINTS = 'rack.early_hints'
     HIJACK_BUFFERED = 'hyperion.hijack_buffered'
 
-    # rack.early_hints for one request. A small object rather than a block: a block would move
-    # the locals of the method creating it to the heap, on every request.
+    # Wraps a descriptor handed over by the engine in the matching Ruby socket class.
+    def self.take_socket(env, handover)
+      fd, buffered, unix = handover
+      io = (unix ? UNIXSocket : TCPSocket).for_fd(fd)
+      io.sync = true
+      io.binmode
+      env[HIJACK_BUFFERED] = buffered
+      io
+    end
+
+    # rack.early_hints for one request: 103 Early Hints. Rack 2 style values joined with "\n"
+    # become separate lines; an invalid header is the app's bug, logged, and never written.
+    # The per-request callables are small objects rather than blocks: a block would move the
+    # locals of the method creating it to the heap, on every request.
     class EarlyHints
-      def initialize(adapter, exchange)
-        @adapter = adapter
+      def initialize(exchange, logger)
         @exchange = exchange
+        @logger = logger
       end
 
       def call(headers)
-        @adapter.__send__(:early_hints, @exchange, headers)
+        hints = headers.transform_values { |value| value.is_a?(String) && value.include?("\n") ? value.split("\n") : value }
+        @exchange.early_hints(hints)
+      rescue InvalidResponse => e
+        @logger.warn('early hints not sent', error: e.message)
+        false
       end
     end
 
     # rack.hijack for one request: hands the socket over on the first call, the same IO after.
     class Hijack
-      def initialize(adapter, exchange, env)
-        @adapter = adapter
+      def initialize(exchange, env)
         @exchange = exchange
         @env = env
         @io = nil
       end
 
       def call
-        @io ||= @adapter.__send__(:take_socket, @exchange, @env, @exchange.hijack)
+        @io ||= RackAdapter.take_socket(@env, @exchange.hijack)
       end
 
       def taken?
@@ -79,8 +94,8 @@ module Hyperion
       env = exchange.build_env(@env_template)
       input = env[RACK_INPUT]
       # Neither a TLS connection nor an HTTP/2 stream can be handed over (rack.hijack? is false).
-      hijack = env[RACK_HIJACK] = Hijack.new(self, exchange, env) if @hijack && !exchange.h2?
-      env[EARLY_HINTS] = EarlyHints.new(self, exchange)
+      hijack = env[RACK_HIJACK] = Hijack.new(exchange, env) if @hijack && !exchange.h2?
+      env[EARLY_HINTS] = EarlyHints.new(exchange, @logger)
       status = headers = body = error = nil
       run_hooks(Routes.start_hooks, request, env) if request
       begin
@@ -184,28 +199,8 @@ module Hyperion
       raise InvalidResponse, 'rack.hijack response header must respond to call' unless upgrade.respond_to?(:call)
       raise InvalidResponse, 'rack.hijack is not available over TLS (rack.hijack? is false)' unless @hijack
 
-      io = take_socket(exchange, env, exchange.upgrade(status, headers))
+      io = RackAdapter.take_socket(env, exchange.upgrade(status, headers))
       upgrade.call(io)
-    end
-
-    # Wraps a descriptor handed over by the engine in the matching Ruby socket class.
-    def take_socket(_exchange, env, handover)
-      fd, buffered, unix = handover
-      io = (unix ? UNIXSocket : TCPSocket).for_fd(fd)
-      io.sync = true
-      io.binmode
-      env[HIJACK_BUFFERED] = buffered
-      io
-    end
-
-    # 103 Early Hints. Rack 2 style values joined with "\n" become separate lines; an invalid
-    # header is the app's bug, logged, and never written.
-    def early_hints(exchange, headers)
-      hints = headers.transform_values { |value| value.is_a?(String) && value.include?("\n") ? value.split("\n") : value }
-      exchange.early_hints(hints)
-    rescue InvalidResponse => e
-      @logger.warn('early hints not sent', error: e.message)
-      false
     end
 
     def stream_each(exchange, env, status, headers, body)

@@ -119,23 +119,33 @@ RSpec.describe 'bin/hyperion command line' do
     let(:sched_other) { 0 }
     let(:sched_batch) { 3 }
 
-    # Policy of each of the server's own threads (I/O and application), from /proc. The policy
-    # is field 41 of stat; the name (field 2) is in parentheses and may hold spaces.
+    # The policy is field 41 of a task's stat; the name (field 2) is in parentheses and may
+    # hold spaces.
+    def policy(stat_path)
+      File.read(stat_path).split(') ', 2).last.split[38].to_i
+    end
+
+    # Policy of each of the server's own threads (I/O, application, log writer), from /proc.
     def server_thread_policies(pid)
       Dir.glob("/proc/#{pid}/task/*").filter_map do |task|
         name = File.read("#{task}/comm").strip
         next unless name.start_with?('hyperion-io', 'hyperion-app', 'hyperion-log')
 
-        [name, File.read("#{task}/stat").split(') ', 2).last.split[38].to_i]
+        [name, policy("#{task}/stat")]
       end.to_h
     end
 
-    it 'runs the application and log threads under SCHED_BATCH by default, the I/O thread under the normal policy' do
-      server = start_server('-t', '2', fixture('e2e_app.ru'))
+    # Starts a server with `args`, answers one request and waits for its access line: the log
+    # writer starts with the first line, written after the response.
+    def server_after_a_request(*args)
+      server = start_server(*args, fixture('e2e_app.ru'))
       expect(get_body(server.port, '/hello')).to eq('hello world')
-      # The log writer starts with the first line; the access line of /hello is written after
-      # the response, so wait for it.
       eventually { server.log.include?('/hello') }
+      server
+    end
+
+    it 'runs the application and log threads under SCHED_BATCH by default, the I/O thread under the normal policy' do
+      server = server_after_a_request('-t', '2')
       expect(server_thread_policies(server.pid))
         .to eq('hyperion-io' => sched_other, 'hyperion-app-0' => sched_batch, 'hyperion-app-1' => sched_batch,
                'hyperion-log' => sched_batch)
@@ -143,17 +153,13 @@ RSpec.describe 'bin/hyperion command line' do
     end
 
     it 'serves on the main thread under SCHED_BATCH with -t 0' do
-      server = start_server('-t', '0', fixture('e2e_app.ru'))
-      expect(get_body(server.port, '/hello')).to eq('hello world')
-      main = File.read("/proc/#{server.pid}/stat").split(') ', 2).last.split[38].to_i
-      expect(main).to eq(sched_batch)
+      server = server_after_a_request('-t', '0')
+      expect(policy("/proc/#{server.pid}/stat")).to eq(sched_batch)
       expect(server_thread_policies(server.pid).slice('hyperion-io')).to eq('hyperion-io' => sched_other)
     end
 
     it 'keeps the normal policy with normal' do
-      server = start_server('-t', '2', '--cpu-scheduling', 'normal', fixture('e2e_app.ru'))
-      expect(get_body(server.port, '/hello')).to eq('hello world')
-      eventually { server.log.include?('/hello') }
+      server = server_after_a_request('-t', '2', '--cpu-scheduling', 'normal')
       expect(server_thread_policies(server.pid))
         .to eq('hyperion-io' => sched_other, 'hyperion-app-0' => sched_other, 'hyperion-app-1' => sched_other,
                'hyperion-log' => sched_other)

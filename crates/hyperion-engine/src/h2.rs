@@ -221,7 +221,6 @@ pub(crate) async fn serve<S>(
     // is spent by the first); the streams it completes are all queued in the connection
     // before the connection is polled to write.
     let mut streams: FuturesUnordered<StreamTask> = FuturesUnordered::new();
-    let mut started: Vec<StreamTask> = Vec::new();
     loop {
         if !draining && *phase.borrow_and_update() != Phase::Running {
             draining = true;
@@ -239,7 +238,7 @@ pub(crate) async fn serve<S>(
                 while let Poll::Ready(item) = next {
                     match item {
                         Some(Ok((request, respond))) => {
-                            let pending = Pending { inline: &mut inline, started: &mut started };
+                            let pending = Pending { inline: &mut inline, streams: &mut streams };
                             on_stream(&shared, request, respond, peer, &listener, pending);
                         }
                         Some(Err(e)) => {
@@ -258,7 +257,6 @@ pub(crate) async fn serve<S>(
                 for Inline { mut respond, response, head_only, mut report } in inline.drain(..) {
                     send_static(&mut respond, &response, head_only, &mut report);
                 }
-                streams.extend(started.drain(..));
                 if closed {
                     // Whatever was queued still goes out before the socket closes.
                     let _ = timeout(GOAWAY_FLUSH, poll_fn(|cx| conn.poll_closed(cx))).await;
@@ -298,7 +296,6 @@ pub(crate) async fn serve<S>(
     // gone; they get a moment to pass that on (a reader waiting for request body learns of
     // the reset, an application thread that its response has nowhere to go).
     drop(conn);
-    streams.extend(started.drain(..));
     let _ = timeout(GOAWAY_FLUSH, async {
         while streams.next().await.is_some() {}
     })
@@ -327,7 +324,7 @@ fn drive(streams: &mut FuturesUnordered<StreamTask>, cx: &mut Context<'_>) -> Po
 /// streams: static answers to send, and stream futures to drive.
 struct Pending<'a> {
     inline: &'a mut Vec<Inline>,
-    started: &'a mut Vec<StreamTask>,
+    streams: &'a mut FuturesUnordered<StreamTask>,
 }
 
 /// A static answer held back until the streams already received are taken in.
@@ -494,7 +491,7 @@ fn on_stream(
             } => send_static(&mut respond, &response, head_only, &mut report),
             Dispatched::Queued(rx) => {
                 let shared = shared.clone();
-                pending.started.push(Box::pin(async move {
+                pending.streams.push(Box::pin(async move {
                     write_stream(&shared, respond, rx, &mut report).await;
                     drop(report);
                     drop(slot);
@@ -517,13 +514,13 @@ fn on_stream(
             slot,
             peer,
             listener,
-            pending.started,
+            pending.streams,
         );
         return;
     }
     let shared = shared.clone();
     let listener = listener.clone();
-    pending.started.push(Box::pin(async move {
+    pending.streams.push(Box::pin(async move {
         let (body, trailers) = match read_body(&shared, recv, declared).await {
             Ok(body) => body,
             Err(BodyError::TooLarge) => {
@@ -594,7 +591,7 @@ fn stream_exchange(
     slot: StreamSlot,
     peer: Peer,
     listener: &Arc<ListenerInfo>,
-    started: &mut Vec<StreamTask>,
+    streams: &mut FuturesUnordered<StreamTask>,
 ) {
     let max = shared.config.limits.max_body_bytes;
     if let hyperion_http::BodyFraming::Length(n) = head.framing {
@@ -621,7 +618,7 @@ fn stream_exchange(
         Dispatched::Answered { bytes, .. } => send_answer(&mut respond, &bytes, &mut report),
         Dispatched::Queued(rx) => {
             let shared = shared.clone();
-            started.push(Box::pin(async move {
+            streams.push(Box::pin(async move {
                 {
                     let writer = write_stream(&shared, respond, rx, &mut report);
                     let feeder = feed_body(feed, recv, max);
