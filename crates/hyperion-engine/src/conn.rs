@@ -5,9 +5,10 @@
 use std::future::poll_fn;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
-use std::task::Context;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -15,10 +16,10 @@ use hyperion_http::{
     parse_request_head, BodyFraming, ChunkedDecoder, HeadStatus, ParseError, Version,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use crate::body::{BodyBuffer, SPILL_CHUNK};
+use crate::chan;
 use crate::dispatch::{
     append, dispatch, internal_error_response, parse_error_response, timeout_response, BatchEnd,
     Dispatched, Request, COALESCE_LIMIT, CONTINUE, LINGER_BYTES, LINGER_TIME, STATIC_COPY_LIMIT,
@@ -168,6 +169,21 @@ impl<S: Socket> Connection<S> {
 
     /// Reads more bytes into the buffer; Ok(false) on EOF.
     async fn fill(&mut self) -> io::Result<bool> {
+        if self.buf.is_empty() && self.buf.capacity() < READ_CHUNK / 4 {
+            // Between requests a connection holds no buffer. Read into stack space and keep
+            // only what came: a head is usually far smaller than a read, and a buffer of its
+            // own size comes from the allocator's per-thread cache, where a whole read
+            // chunk would not.
+            let (io, buf) = (&mut self.io, &mut self.buf);
+            return poll_fn(|cx| {
+                let mut space = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
+                let mut read = tokio::io::ReadBuf::uninit(&mut space);
+                std::task::ready!(Pin::new(&mut *io).poll_read(cx, &mut read))?;
+                buf.extend_from_slice(read.filled());
+                Poll::Ready(Ok(!read.filled().is_empty()))
+            })
+            .await;
+        }
         if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
             self.buf.reserve(READ_CHUNK);
         }
@@ -406,7 +422,7 @@ impl<S: Socket> Connection<S> {
 
     /// Writes what the application thread sends until the response is complete. Messages that
     /// are already waiting are coalesced into one write (e.g. the last chunk and the terminator).
-    async fn write_response(&mut self, mut rx: mpsc::Receiver<ResponseMsg>) -> io::Result<Outcome> {
+    async fn write_response(&mut self, mut rx: chan::Receiver<ResponseMsg>) -> io::Result<Outcome> {
         let mut out: Vec<u8> = Vec::new();
         let mut status = 0;
         loop {

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hyperion_http::{ParseError, RequestHead, Version};
-use tokio::sync::mpsc;
 
 use crate::admin;
+use crate::chan;
 use crate::engine::Shared;
 use crate::exchange::{Body, Direct, Exchange, ListenerInfo, Peer, Protocol};
 use crate::log::{Level, Value as LogValue};
@@ -129,7 +129,7 @@ pub(crate) enum Dispatched {
         keep: bool,
     },
     /// With an application thread; the answer arrives on this channel.
-    Queued(mpsc::Receiver<ResponseMsg>),
+    Queued(chan::Receiver<ResponseMsg>),
     /// Answered by the engine itself (an admin endpoint, or not accepted because the queue is
     /// full or closed): write `bytes`, then keep the connection only if `keep`.
     Answered {
@@ -226,7 +226,7 @@ pub(crate) fn dispatch(
     let head_request = head.method.slice(&head_bytes) == b"HEAD";
     // A channel per request rather than per connection: an idle connection then holds
     // nothing but its socket.
-    let (tx, rx) = mpsc::channel(RESPONSE_CHANNEL);
+    let (tx, rx) = chan::channel(RESPONSE_CHANNEL);
     let response = match protocol {
         Protocol::Http1 => Response::new(
             tx,

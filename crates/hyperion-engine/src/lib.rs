@@ -7,6 +7,7 @@
 
 pub mod admin;
 mod body;
+mod chan;
 pub mod config;
 mod conn;
 mod dispatch;

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use hyperion_http::{
     is_valid_header_name, is_valid_header_value, write_chunk, Version, LAST_CHUNK,
 };
-use tokio::sync::mpsc;
+
+use crate::chan;
 
 /// What travels from an application thread to the connection task.
 #[derive(Debug)]
@@ -130,7 +131,7 @@ impl std::error::Error for ResponseError {}
 /// A handle for sending from outside any lock, e.g. while the caller's runtime lock (the GVL)
 /// is released.
 #[derive(Clone)]
-pub struct ResponseSender(mpsc::Sender<ResponseMsg>);
+pub struct ResponseSender(chan::Sender<ResponseMsg>);
 
 impl ResponseSender {
     /// Blocks the calling (non-runtime) thread until the connection task has room.
@@ -391,7 +392,7 @@ enum State {
 
 /// The sending half of one exchange's response.
 pub struct Response {
-    tx: mpsc::Sender<ResponseMsg>,
+    tx: chan::Sender<ResponseMsg>,
     head_request: bool,
     version: Version,
     keep_alive: bool,
@@ -408,7 +409,7 @@ fn body_allowed(status: u16) -> bool {
 
 impl Response {
     pub(crate) fn new(
-        tx: mpsc::Sender<ResponseMsg>,
+        tx: chan::Sender<ResponseMsg>,
         head_request: bool,
         version: Version,
         keep_alive: bool,
@@ -428,7 +429,7 @@ impl Response {
 
     /// The response of an HTTP/2 stream.
     pub(crate) fn new_h2(
-        tx: mpsc::Sender<ResponseMsg>,
+        tx: chan::Sender<ResponseMsg>,
         head_request: bool,
         draining: Arc<AtomicBool>,
     ) -> Self {
@@ -897,8 +898,8 @@ impl Response {
     pub fn try_send(&self, msg: ResponseMsg) -> Result<(), Result<ResponseMsg, Disconnected>> {
         match self.tx.try_send(msg) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(msg)) => Err(Ok(msg)),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(Err(Disconnected)),
+            Err(chan::TrySendError::Full(msg)) => Err(Ok(msg)),
+            Err(chan::TrySendError::Closed(_)) => Err(Err(Disconnected)),
         }
     }
 
@@ -1008,8 +1009,8 @@ mod tests {
         version: Version,
         head_request: bool,
         keep_alive: bool,
-    ) -> (Response, mpsc::Receiver<ResponseMsg>) {
-        let (tx, rx) = mpsc::channel(8);
+    ) -> (Response, chan::Receiver<ResponseMsg>) {
+        let (tx, rx) = chan::channel(8);
         (
             Response::new(
                 tx,
@@ -1236,8 +1237,8 @@ mod tests {
         assert!(text(&msg).contains("connection: keep-alive\r\n"));
     }
 
-    fn h2_response(head_request: bool) -> (Response, mpsc::Receiver<ResponseMsg>) {
-        let (tx, rx) = mpsc::channel(8);
+    fn h2_response(head_request: bool) -> (Response, chan::Receiver<ResponseMsg>) {
+        let (tx, rx) = chan::channel(8);
         (
             Response::new_h2(tx, head_request, Arc::new(AtomicBool::new(false))),
             rx,

@@ -7,6 +7,7 @@
 //! check is a single atomic load.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -79,6 +80,8 @@ pub struct StaticResponse {
     length_line: Vec<u8>,
     /// The same head for HTTP/2 streams (content-length included, date added when sent).
     h2_headers: http::HeaderMap,
+    /// `h2_headers` with the date of the second it was made for: a stream's head is a clone.
+    h2_dated: Mutex<([u8; 29], http::HeaderMap)>,
     body: bytes::Bytes,
 }
 
@@ -114,6 +117,7 @@ impl StaticResponse {
             status,
             head,
             length_line,
+            h2_dated: Mutex::new(([0; 29], http::HeaderMap::new())),
             h2_headers,
             body: body.into(),
         })
@@ -136,15 +140,24 @@ impl StaticResponse {
         self.body.clone()
     }
 
-    /// The HTTP/2 head for one stream: the prebuilt headers and the cached date.
+    /// The HTTP/2 head for one stream: the prebuilt headers with the current date, remade
+    /// once a second and cloned for each stream.
     pub fn h2_response(&self) -> http::Response<()> {
+        let now = hyperion_http::http_date();
+        let headers = {
+            let mut dated = self.h2_dated.lock().unwrap_or_else(|e| e.into_inner());
+            if dated.0 != now || dated.1.is_empty() {
+                let mut headers = http::HeaderMap::with_capacity(self.h2_headers.len() + 1);
+                headers.clone_from(&self.h2_headers);
+                headers.insert(http::header::DATE, crate::response::date_value());
+                *dated = (now, headers);
+            }
+            dated.1.clone()
+        };
         let mut response = http::Response::new(());
         *response.status_mut() =
             http::StatusCode::from_u16(self.status).unwrap_or(http::StatusCode::OK);
-        let headers = response.headers_mut();
-        headers.reserve(self.h2_headers.len() + 1);
-        headers.clone_from(&self.h2_headers);
-        headers.insert(http::header::DATE, crate::response::date_value());
+        *response.headers_mut() = headers;
         response
     }
 
@@ -243,7 +256,34 @@ pub struct Hit {
 
 /// Path -> one slot per method (indexed by `Method as usize`), so a lookup borrows the
 /// request's path instead of allocating a key.
-type Table = HashMap<Box<[u8]>, [Option<Route>; 7]>;
+/// Paths hash with FNV-1a rather than the default keyed hash: the keys are the application's
+/// registrations, never a client's, so a client's path can only be looked up, and a lookup
+/// walks at most the entries the application made.
+type Table = HashMap<Box<[u8]>, [Option<Route>; 7], BuildHasherDefault<PathHasher>>;
+
+/// FNV-1a over the bytes written.
+struct PathHasher(u64);
+
+impl Default for PathHasher {
+    fn default() -> PathHasher {
+        PathHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for PathHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        for &b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 #[derive(Default)]
 pub struct RouteTable {

@@ -22,10 +22,10 @@ use hyperion_http::{
     parse_request_head, BodyFraming, ChunkedDecoder, HeadStatus, RequestHead, Version,
 };
 use io_uring::{cqueue, opcode, types};
-use tokio::sync::mpsc;
 
 use super::{user_data, Io, FILE_READ, RECV, SEND};
 use crate::body::BodyBuffer;
+use crate::chan;
 use crate::dispatch::{
     append, dispatch, internal_error_response, parse_error_response, timeout_response, BatchEnd,
     Dispatched, Request, COALESCE_LIMIT, CONTINUE, LINGER_BYTES, LINGER_TIME, STATIC_COPY_LIMIT,
@@ -61,7 +61,7 @@ enum State {
     },
     Body(Box<BodyRead>),
     /// An application thread answers; its messages arrive on the channel.
-    Awaiting(mpsc::Receiver<ResponseMsg>),
+    Awaiting(chan::Receiver<ResponseMsg>),
     /// The last bytes of the response are in the send buffer; then `After`.
     Sending(After),
     /// A file body goes out: read a chunk, send it, repeat.
@@ -690,7 +690,7 @@ impl Conn {
     }
 
     /// Gathers the response messages already waiting into the send buffer.
-    fn gather(&mut self, mut rx: mpsc::Receiver<ResponseMsg>, waker: &Waker) -> Step {
+    fn gather(&mut self, mut rx: chan::Receiver<ResponseMsg>, waker: &Waker) -> Step {
         let mut cx = Context::from_waker(waker);
         let mut end = BatchEnd::More;
         let mut closed = false;

@@ -1,0 +1,287 @@
+//! The channel one exchange's response travels on, from an application thread to the task
+//! that writes it: bounded, one receiver, one sender per exchange plus the clones made to
+//! send while the application's runtime lock is released.
+//!
+//! A channel costs one small allocation, and a second on its first message. (A general
+//! asynchronous channel allocated about 2.8 KiB per exchange, in two blocks too large for the
+//! allocator's per-thread caches.)
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+struct State<T> {
+    queue: VecDeque<T>,
+    senders: usize,
+    receiver: bool,
+    /// The receiver's task, when it found the queue empty.
+    waker: Option<Waker>,
+}
+
+struct Shared<T> {
+    state: Mutex<State<T>>,
+    /// Signalled when a message leaves a full queue, or the receiver goes.
+    room: Condvar,
+    capacity: usize,
+}
+
+impl<T> Shared<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // Nothing panics while holding the lock; a poisoned lock still holds a sound state.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub struct Sender<T>(Arc<Shared<T>>);
+
+pub struct Receiver<T>(Arc<Shared<T>>);
+
+#[derive(Debug)]
+pub enum TrySendError<T> {
+    /// `capacity` messages are waiting: send it with [`Sender::blocking_send`].
+    Full(T),
+    /// The receiver is gone.
+    Closed(T),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryRecvError {
+    Empty,
+    /// Every sender is gone and nothing is waiting.
+    Disconnected,
+}
+
+/// A channel holding at most `capacity` messages (at least one).
+pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            queue: VecDeque::new(),
+            senders: 1,
+            receiver: true,
+            waker: None,
+        }),
+        room: Condvar::new(),
+        capacity: capacity.max(1),
+    });
+    (Sender(shared.clone()), Receiver(shared))
+}
+
+impl<T> Sender<T> {
+    pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
+        let state = self.0.lock();
+        if !state.receiver {
+            return Err(TrySendError::Closed(msg));
+        }
+        if state.queue.len() >= self.0.capacity {
+            return Err(TrySendError::Full(msg));
+        }
+        push(state, msg);
+        Ok(())
+    }
+
+    /// Waits for room, blocking the calling thread: never call it on the receiver's runtime.
+    /// `Err` gives the message back when the receiver is gone.
+    pub fn blocking_send(&self, msg: T) -> Result<(), T> {
+        let mut state = self.0.lock();
+        loop {
+            if !state.receiver {
+                return Err(msg);
+            }
+            if state.queue.len() < self.0.capacity {
+                push(state, msg);
+                return Ok(());
+            }
+            state = self.0.room.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Queues `msg` and wakes the receiver, after letting go of the lock.
+fn push<T>(mut state: MutexGuard<'_, State<T>>, msg: T) {
+    state.queue.push_back(msg);
+    let waker = state.waker.take();
+    drop(state);
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Sender<T> {
+        self.0.lock().senders += 1;
+        Sender(self.0.clone())
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.senders -= 1;
+        if state.senders == 0 {
+            // The receiver learns that nothing more will come.
+            let waker = state.waker.take();
+            drop(state);
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+}
+
+impl<T> Receiver<T> {
+    /// The next message; `None` once every sender is gone and the queue is empty.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let mut state = self.0.lock();
+        match self.take(&mut state) {
+            Ok(msg) => Poll::Ready(Some(msg)),
+            Err(TryRecvError::Disconnected) => Poll::Ready(None),
+            Err(TryRecvError::Empty) => {
+                match &state.waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    _ => state.waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        let mut state = self.0.lock();
+        self.take(&mut state)
+    }
+
+    pub async fn recv(&mut self) -> Option<T> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn take(&self, state: &mut State<T>) -> Result<T, TryRecvError> {
+        let was_full = state.queue.len() >= self.0.capacity;
+        match state.queue.pop_front() {
+            Some(msg) => {
+                if was_full {
+                    // A sender may be waiting for exactly this room.
+                    self.0.room.notify_one();
+                }
+                Ok(msg)
+            }
+            None if state.senders == 0 => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.receiver = false;
+        let left = std::mem::take(&mut state.queue);
+        drop(state);
+        self.0.room.notify_all();
+        drop(left);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counting() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        (count.clone(), Waker::from(count))
+    }
+
+    #[test]
+    fn messages_arrive_in_order_and_a_waiting_receiver_is_woken() {
+        let (tx, mut rx) = channel(4);
+        let (woken, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        assert!(rx.poll_recv(&mut cx).is_pending());
+        tx.try_send(1).unwrap();
+        tx.try_send(2).unwrap();
+        assert_eq!(
+            woken.0.load(Ordering::SeqCst),
+            1,
+            "one wake until it polls again"
+        );
+        assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(Some(1)));
+        assert_eq!(rx.try_recv(), Ok(2));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    }
+
+    #[test]
+    fn a_full_channel_refuses_until_the_receiver_takes_one() {
+        let (tx, mut rx) = channel(2);
+        tx.try_send(1).unwrap();
+        tx.try_send(2).unwrap();
+        assert!(matches!(tx.try_send(3), Err(TrySendError::Full(3))));
+        assert_eq!(rx.try_recv(), Ok(1));
+        tx.try_send(3).unwrap();
+    }
+
+    #[test]
+    fn a_blocked_sender_goes_on_when_room_is_made() {
+        let (tx, mut rx) = channel(1);
+        tx.try_send(0).unwrap();
+        let sender = std::thread::spawn(move || {
+            for i in 1..=50 {
+                tx.blocking_send(i).unwrap();
+            }
+        });
+        let mut got = Vec::new();
+        while got.len() < 51 {
+            match rx.try_recv() {
+                Ok(n) => got.push(n),
+                Err(TryRecvError::Empty) => std::thread::yield_now(),
+                Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        sender.join().unwrap();
+        assert_eq!(got, (0..=50).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_receiver_sees_the_end_once_every_sender_is_gone() {
+        let (tx, mut rx) = channel(4);
+        let second = tx.clone();
+        let (woken, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        tx.try_send(7).unwrap();
+        drop(tx);
+        assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(Some(7)));
+        assert!(
+            rx.poll_recv(&mut cx).is_pending(),
+            "a clone still holds it open"
+        );
+        drop(second);
+        assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+        assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(None));
+    }
+
+    #[test]
+    fn senders_learn_the_receiver_is_gone_even_while_blocked() {
+        let (tx, rx) = channel(1);
+        tx.try_send(1).unwrap();
+        let blocked = std::thread::spawn(move || tx.blocking_send(2));
+        // Whether the thread is already waiting or not, it must come back with its message.
+        drop(rx);
+        assert_eq!(blocked.join().unwrap(), Err(2));
+    }
+
+    #[test]
+    fn try_send_after_the_receiver_is_gone_is_closed() {
+        let (tx, rx) = channel(1);
+        drop(rx);
+        assert!(matches!(tx.try_send(1), Err(TrySendError::Closed(1))));
+    }
+}
