@@ -30,8 +30,9 @@ module Hyperion
 
     # rack.early_hints for one request: 103 Early Hints. Rack 2 style values joined with "\n"
     # become separate lines; an invalid header is the app's bug, logged, and never written.
-    # The per-request callables are small objects rather than blocks: a block would move the
-    # locals of the method creating it to the heap, on every request.
+    # The per-request callables are small objects rather than blocks (a block would move the
+    # locals of the method creating it to the heap, on every request). The engine makes them
+    # as it builds the env, setting their instance variables without calling `new`.
     class EarlyHints
       def initialize(exchange, logger)
         @exchange = exchange
@@ -57,10 +58,6 @@ module Hyperion
 
       def call
         @io ||= RackAdapter.take_socket(@env, @exchange.hijack)
-      end
-
-      def taken?
-        !@io.nil?
       end
     end
 
@@ -91,26 +88,30 @@ module Hyperion
 
     # The Rack path: the rackup's app, or a `handle` block (same env, no middleware).
     def serve_rack(exchange, app, request)
-      env = exchange.build_env(@env_template)
+      # rack.early_hints, and rack.hijack where the socket can be handed over, are set too.
+      env = exchange.build_env(@env_template, @logger, @hijack)
       input = env[RACK_INPUT]
-      # Neither a TLS connection nor an HTTP/2 stream can be handed over (rack.hijack? is false).
-      hijack = env[RACK_HIJACK] = Hijack.new(exchange, env) if @hijack && !exchange.h2?
-      env[EARLY_HINTS] = EarlyHints.new(exchange, @logger)
       status = headers = body = error = nil
+      done = false
       run_hooks(Routes.start_hooks, request, env) if request
       begin
         status, headers, body = app.call(env)
+        # The usual response (an Array body, nothing to close or to call back once written)
+        # is checked and sent in one call; anything else takes the general path.
+        done = exchange.serve_array(env, status, headers, body)
         # After a full hijack the socket is the app's; whatever it returned is ignored.
-        send_response(exchange, env, status, headers, body) unless hijack&.taken?
+        send_response(exchange, env, status, headers, body) unless done || exchange.hijacked?
       rescue Exception => e # rubocop:disable Lint/RescueException -- a worker must survive any app failure
         error = e
-        app_failed(exchange, env, e) unless hijack&.taken?
+        app_failed(exchange, env, e) unless exchange.hijacked?
       ensure
-        close_body(body, env) unless body.nil?
-        # A large request body is a temp file: give its descriptor back now, not at GC. A
-        # streamed body stops being read from the client.
-        input.close if (input.is_a?(File) || input.is_a?(StreamInput)) && !input.closed?
-        finished(exchange, env, status, headers, error)
+        unless done
+          close_body(body, env) unless body.nil?
+          # A large request body is a temp file: give its descriptor back now, not at GC. A
+          # streamed body stops being read from the client.
+          input.close if (input.is_a?(File) || input.is_a?(StreamInput)) && !input.closed?
+          finished(exchange, env, status, headers, error)
+        end
         run_hooks(Routes.end_hooks, request, env, [status, headers, body], error) if request
       end
     end

@@ -177,9 +177,10 @@ module Hyperion
       { admin_token: @config.admin_token, admin_listeners: listeners, admin_quit_pid: @master_pid }
     end
 
-    # Per-server env entries; each request's env starts as a copy of this.
+    # Per-server env entries; each request's env starts as a copy of this (a Hash made with
+    # room for the request's own entries).
     def env_template
-      {
+      Native.env_template({
         'SCRIPT_NAME' => '',
         'SERVER_SOFTWARE' => "Hyperion/#{VERSION}",
         'rack.errors' => $stderr,
@@ -189,7 +190,7 @@ module Hyperion
         # A TLS connection's bytes pass through the engine's encryption: the socket cannot be
         # handed over.
         'rack.hijack?' => !@config.tls?
-      }.freeze
+      })
     end
 
     # The application threads (or, with threads = 0, the main thread, which serves itself) take

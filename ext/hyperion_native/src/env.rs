@@ -1,6 +1,5 @@
 //! Building the Rack env for one exchange, in one call, with interned keys.
 
-use std::cell::RefCell;
 use std::os::raw::{c_char, c_long, c_void};
 use std::sync::OnceLock;
 
@@ -10,7 +9,7 @@ use hyperion_http::{
 };
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::value::{Lazy, ReprValue};
-use magnus::{Error, Module, RClass, RHash, Ruby, Value};
+use magnus::{Error, Module, RArray, RClass, RHash, Ruby, Value};
 use rb_sys::VALUE;
 
 /// Keys and constant values, interned once and kept alive for the life of the process.
@@ -32,6 +31,17 @@ struct Interned {
     http_1_0: VALUE,
     http_2: VALUE,
     rack_hijack_p: VALUE,
+    rack_hijack: VALUE,
+    rack_early_hints: VALUE,
+    iv_exchange: rb_sys::ID,
+    iv_env: rb_sys::ID,
+    iv_logger: rb_sys::ID,
+    http: VALUE,
+    https: VALUE,
+    /// (method, interned value) for the usual methods.
+    methods: Vec<(&'static [u8], VALUE)>,
+    /// Env keys of the usual request fields, by the length of the field name.
+    fields: Vec<Vec<(&'static [u8], VALUE)>>,
 }
 
 // SAFETY: VALUEs of permanently registered frozen strings are plain words, valid on any Ruby
@@ -85,7 +95,190 @@ pub fn init() {
         http_1_0: permanent(b"HTTP/1.0"),
         http_2: permanent(b"HTTP/2"),
         rack_hijack_p: permanent(b"rack.hijack?"),
+        rack_hijack: permanent(b"rack.hijack"),
+        rack_early_hints: permanent(b"rack.early_hints"),
+        iv_exchange: id(c"@exchange"),
+        iv_env: id(c"@env"),
+        iv_logger: id(c"@logger"),
+        http: permanent(b"http"),
+        https: permanent(b"https"),
+        methods: METHODS.iter().map(|m| (*m, permanent(m))).collect(),
+        fields: {
+            let mut by_len: Vec<Vec<(&'static [u8], VALUE)>> = Vec::new();
+            let mut key = Vec::new();
+            for name in USUAL_FIELDS {
+                key.clear();
+                let usable = cgi_header_key(name, &mut key);
+                debug_assert!(usable, "{name:?}");
+                if by_len.len() <= name.len() {
+                    by_len.resize_with(name.len() + 1, Vec::new);
+                }
+                by_len[name.len()].push((*name, permanent(&key)));
+            }
+            by_len
+        },
     });
+}
+
+const METHODS: [&[u8]; 7] = [
+    b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"PATCH", b"OPTIONS",
+];
+
+/// Request fields common enough to have their env key made once (lowercase; a field is
+/// matched in any case). Any other field's key is made and interned per request.
+const USUAL_FIELDS: &[&[u8]] = &[
+    b"host",
+    b"user-agent",
+    b"accept",
+    b"accept-encoding",
+    b"accept-language",
+    b"accept-charset",
+    b"connection",
+    b"keep-alive",
+    b"cookie",
+    b"referer",
+    b"origin",
+    b"cache-control",
+    b"pragma",
+    b"authorization",
+    b"upgrade-insecure-requests",
+    b"if-none-match",
+    b"if-modified-since",
+    b"if-match",
+    b"if-unmodified-since",
+    b"if-range",
+    b"range",
+    b"te",
+    b"dnt",
+    b"priority",
+    b"expect",
+    b"upgrade",
+    b"via",
+    b"forwarded",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+    b"x-forwarded-port",
+    b"x-real-ip",
+    b"x-request-id",
+    b"x-requested-with",
+    b"x-csrf-token",
+    b"traceparent",
+    b"tracestate",
+    b"sec-fetch-dest",
+    b"sec-fetch-mode",
+    b"sec-fetch-site",
+    b"sec-fetch-user",
+    b"sec-ch-ua",
+    b"sec-ch-ua-mobile",
+    b"sec-ch-ua-platform",
+    b"sec-websocket-key",
+    b"sec-websocket-version",
+    b"sec-websocket-extensions",
+    b"sec-websocket-protocol",
+    b"grpc-timeout",
+    b"grpc-encoding",
+    b"grpc-accept-encoding",
+];
+
+/// The interned value of `bytes` from `table` (compared in `exact` case or in any case),
+/// if it is there.
+fn find(table: &[(&'static [u8], VALUE)], bytes: &[u8], exact: bool) -> Option<VALUE> {
+    table
+        .iter()
+        .find(|(known, _)| {
+            if exact {
+                *known == bytes
+            } else {
+                known.eq_ignore_ascii_case(bytes)
+            }
+        })
+        .map(|(_, v)| *v)
+}
+
+impl Interned {
+    fn method(&self, method: &[u8]) -> VALUE {
+        find(&self.methods, method, true).unwrap_or_else(|| intern(method))
+    }
+
+    /// The env key of a field made once at load, when the field is one of [`USUAL_FIELDS`].
+    fn usual_field(&self, name: &[u8]) -> Option<VALUE> {
+        find(self.fields.get(name.len())?, name, false)
+    }
+}
+
+fn id(name: &std::ffi::CStr) -> rb_sys::ID {
+    // SAFETY: GVL held (extension load); a NUL-terminated literal.
+    unsafe { rb_sys::rb_intern(name.as_ptr()) }
+}
+
+static HIJACK: Lazy<RClass> = Lazy::new(|ruby| adapter_class(ruby, "Hijack"));
+static EARLY_HINTS: Lazy<RClass> = Lazy::new(|ruby| adapter_class(ruby, "EarlyHints"));
+
+fn adapter_class(ruby: &Ruby, name: &str) -> RClass {
+    ruby.class_object()
+        .const_get::<_, magnus::RModule>("Hyperion")
+        .and_then(|m| m.const_get::<_, RClass>("RackAdapter"))
+        .and_then(|c| c.const_get(name))
+        .expect("hyperion/rack_adapter is loaded before an env is built")
+}
+
+/// An instance of `class` with the given instance variables set, made without running
+/// `initialize` (two method calls per request saved).
+fn instance(class: RClass, ivars: &[(rb_sys::ID, VALUE)]) -> VALUE {
+    // SAFETY: GVL held; `class` is a plain Ruby class, and the object lives on this stack
+    // (where the collector finds it) until it is stored in the env.
+    unsafe {
+        let object = rb_sys::rb_obj_alloc(class.as_raw());
+        for (name, value) in ivars {
+            rb_sys::rb_ivar_set(object, *name, *value);
+        }
+        object
+    }
+}
+
+/// `rack.early_hints` and, when the socket can be handed over, `rack.hijack`: the adapter's
+/// `EarlyHints` and `Hijack` objects for this exchange.
+pub fn add_callables(env: RHash, exchange: Value, logger: Value, hijack: bool) {
+    let k = INTERNED.get().expect("env::init runs at load");
+    let ruby = Ruby::get().expect("called from Ruby");
+    let env_v = env.as_raw();
+    let hints = instance(
+        ruby.get_inner(&EARLY_HINTS),
+        &[
+            (k.iv_exchange, exchange.as_raw()),
+            (k.iv_logger, logger.as_raw()),
+        ],
+    );
+    aset(env_v, k.rack_early_hints, hints);
+    if hijack {
+        let hijack = instance(
+            ruby.get_inner(&HIJACK),
+            &[(k.iv_exchange, exchange.as_raw()), (k.iv_env, env_v)],
+        );
+        aset(env_v, k.rack_hijack, hijack);
+    }
+}
+
+/// Whether the app registered `rack.response_finished` callbacks (or put something else
+/// than an Array there).
+pub fn has_finish_callbacks(env: RHash) -> bool {
+    let k = INTERNED.get().expect("env::init runs at load");
+    // SAFETY: GVL held; `env` is a Hash.
+    unsafe {
+        let callbacks = rb_sys::rb_hash_lookup2(
+            env.as_raw(),
+            k.rack_response_finished,
+            rb_sys::Qnil as VALUE,
+        );
+        if callbacks == rb_sys::Qnil as VALUE {
+            return false;
+        }
+        match RArray::from_value(Value::from_raw(callbacks)) {
+            Some(array) => !array.is_empty(),
+            None => true,
+        }
+    }
 }
 
 fn new_str(bytes: &[u8]) -> VALUE {
@@ -131,49 +324,43 @@ fn hash_with_capacity(capa: usize) -> VALUE {
     }
 }
 
-thread_local! {
-    /// The template last used on this thread, flattened to key, value, key, value...
-    static TEMPLATE: RefCell<(VALUE, Vec<VALUE>)> = const { RefCell::new((0, Vec::new())) };
-}
+/// Room in every env: the template's 7 entries, the 13 that the engine and the adapter add
+/// to every request, and about 12 header fields. Ruby gives a table asked for 31 entries room
+/// for 32 (768 bytes, served from the allocator's per-thread cache; asked for 32, it makes
+/// room for 64). A request with more fields grows its env once, reusing the stored hashes.
+const ENV_ROOM: usize = 31;
 
-/// A new env holding `template`'s entries, with room for `more` besides. The template is
-/// copied into a table already sized for the whole env: a copy of the template itself would
-/// be a small table that Ruby converts, then grows and rehashes, as the request's keys go in.
-fn env_from(template: RHash, more: usize) -> Result<VALUE, Error> {
-    TEMPLATE.with(|cached| {
-        let mut cached = cached.borrow_mut();
-        if cached.0 != template.as_raw() {
-            let mut pairs = Vec::with_capacity(template.len() * 2);
-            template.foreach(|key: Value, value: Value| {
-                pairs.push(key.as_raw());
-                pairs.push(value.as_raw());
-                Ok(magnus::r_hash::ForEach::Continue)
-            })?;
-            // The raw pairs stay valid only while the template lives, and the cache compares
-            // templates by address: keep this one alive for good (one per server).
-            // SAFETY: GVL held.
-            unsafe { rb_sys::rb_gc_register_mark_object(template.as_raw()) };
-            *cached = (template.as_raw(), pairs);
-        }
-        let env = hash_with_capacity(cached.1.len() / 2 + more);
-        // SAFETY: GVL held; `env` is a new Hash; the pairs are live objects (above) and the
-        // keys frozen Strings.
-        unsafe { rb_sys::rb_hash_bulk_insert(cached.1.len() as c_long, cached.1.as_ptr(), env) };
-        Ok(env)
-    })
+/// The per-server entries every env starts with, as a frozen Hash with room for a whole env.
+/// Each env is a copy of it (`rb_hash_dup`), which copies the table as it is, with the stored
+/// hash of every key: no key of the template is hashed again, and a request with the usual
+/// number of fields adds its own without the table growing.
+pub fn env_template(entries: RHash) -> Result<RHash, Error> {
+    let mut pairs = Vec::with_capacity(entries.len() * 2);
+    entries.foreach(|key: Value, value: Value| {
+        pairs.push(key.as_raw());
+        pairs.push(value.as_raw());
+        Ok(magnus::r_hash::ForEach::Continue)
+    })?;
+    let template = hash_with_capacity(ENV_ROOM.max(entries.len()));
+    // SAFETY: GVL held (a method call); `template` is a new Hash and the pairs are live
+    // entries of `entries`, which is on this call's stack.
+    unsafe {
+        rb_sys::rb_hash_bulk_insert(pairs.len() as c_long, pairs.as_ptr(), template);
+        rb_sys::rb_obj_freeze(template);
+    }
+    // SAFETY: `template` is the Hash created above.
+    Ok(unsafe { RHash::from_value(Value::from_raw(template)).unwrap_unchecked() })
 }
-
-/// Entries the engine and the adapter add to every env, besides the request's headers.
-const PER_REQUEST_ENTRIES: usize = 16;
 
 /// Builds the env: the template's entries (the per-server constants) plus this request.
 pub fn build(ruby: &Ruby, ex: &mut Exchange, template: RHash) -> Result<RHash, Error> {
     let k = INTERNED.get().expect("env::init runs at load");
-    let env = env_from(template, PER_REQUEST_ENTRIES + ex.head.headers.len())?;
+    // SAFETY: GVL held; a copy of a frozen Hash is a new, unfrozen Hash.
+    let env = unsafe { rb_sys::rb_hash_dup(template.as_raw()) };
     let buf = &ex.head_bytes[..];
     let head = &ex.head;
 
-    aset(env, k.request_method, intern(head.method.slice(buf)));
+    aset(env, k.request_method, k.method(head.method.slice(buf)));
     // An absolute-form target with no path ("http://host?q") means "/" (RFC 9112 3.2.2).
     let path = head.path.slice(buf);
     aset(
@@ -193,7 +380,12 @@ pub fn build(ruby: &Ruby, ex: &mut Exchange, template: RHash) -> Result<RHash, E
         },
     );
     let scheme = ex.scheme();
-    aset(env, k.rack_url_scheme, intern(scheme.as_bytes()));
+    let scheme_v = match scheme {
+        "http" => k.http,
+        "https" => k.https,
+        other => intern(other.as_bytes()),
+    };
+    aset(env, k.rack_url_scheme, scheme_v);
     if ex.is_h2() {
         // An HTTP/2 stream shares its connection: there is no socket to hand over.
         aset(env, k.rack_hijack_p, rb_sys::Qfalse as VALUE);
@@ -241,15 +433,15 @@ pub fn build(ruby: &Ruby, ex: &mut Exchange, template: RHash) -> Result<RHash, E
         Peer::Unix => aset(env, k.remote_addr, new_str(b"127.0.0.1")),
     }
 
-    let mut key = Vec::with_capacity(64);
+    let mut key = Vec::new();
     let mut saw_length = false;
     // RFC 9112 3.2.2: with an absolute-form target the authority in the target is the host and
     // the Host header is ignored, so HTTP_HOST (which Rack::Request reads first) carries it.
     let absolute = head.target_form == TargetForm::Absolute;
     if let (true, Some(authority)) = (absolute, head.host) {
-        add_header(env, b"HTTP_HOST", authority.slice(buf));
+        aset(env, intern(b"HTTP_HOST"), new_str(authority.slice(buf)));
     }
-    for h in &head.headers {
+    for (i, h) in head.headers.iter().enumerate() {
         let name = h.name.slice(buf);
         let value = h.value.slice(buf);
         if absolute && name.eq_ignore_ascii_case(b"host") {
@@ -264,17 +456,31 @@ pub fn build(ruby: &Ruby, ex: &mut Exchange, template: RHash) -> Result<RHash, E
             aset(env, k.content_length, new_str(value));
             continue;
         }
-        key.clear();
-        if !cgi_header_key(name, &mut key) {
-            continue;
+        let key_v = match k.usual_field(name) {
+            Some(key_v) => key_v,
+            None => {
+                key.clear();
+                if !cgi_header_key(name, &mut key) {
+                    continue;
+                }
+                // The body handed to the app is already de-chunked (its length is set
+                // below), and a client-sent `Proxy` header must never become HTTP_PROXY,
+                // which CGI-style code reads as the outbound proxy setting ("httpoxy").
+                if key == b"HTTP_TRANSFER_ENCODING" || key == b"HTTP_PROXY" {
+                    continue;
+                }
+                intern(&key)
+            }
+        };
+        // Names with '_' have no key, so the same key means the same name in another case.
+        let repeated = head.headers[..i]
+            .iter()
+            .any(|earlier| earlier.name.slice(buf).eq_ignore_ascii_case(name));
+        if repeated {
+            add_header(env, key_v, value, name.eq_ignore_ascii_case(b"cookie"));
+        } else {
+            aset(env, key_v, new_str(value));
         }
-        // The body handed to the app is already de-chunked (its length is set below), and a
-        // client-sent `Proxy` header must never become HTTP_PROXY, which CGI-style code reads
-        // as the outbound proxy setting ("httpoxy").
-        if key == b"HTTP_TRANSFER_ENCODING" || key == b"HTTP_PROXY" {
-            continue;
-        }
-        add_header(env, &key, value);
     }
     if !saw_length && (!ex.body.is_empty() || !ex.trailers.is_empty()) {
         aset(
@@ -324,16 +530,16 @@ pub fn build(ruby: &Ruby, ex: &mut Exchange, template: RHash) -> Result<RHash, E
     Ok(unsafe { RHash::from_value(Value::from_raw(env)).unwrap_unchecked() })
 }
 
-/// Repeated fields are joined as one value (RFC 9110 5.3); cookies with "; ".
-fn add_header(env: VALUE, key: &[u8], value: &[u8]) {
-    let key_v = intern(key);
+/// A field repeated in the request joins the value already there (RFC 9110 5.3); cookies
+/// with "; ".
+fn add_header(env: VALUE, key_v: VALUE, value: &[u8], cookie: bool) {
     // SAFETY: GVL held; values we stored are fresh, unfrozen Strings.
     unsafe {
         let existing = rb_sys::rb_hash_lookup2(env, key_v, rb_sys::Qundef as VALUE);
         if existing == rb_sys::Qundef as VALUE {
             aset(env, key_v, new_str(value));
         } else {
-            let sep: &[u8] = if key == b"HTTP_COOKIE" { b"; " } else { b", " };
+            let sep: &[u8] = if cookie { b"; " } else { b", " };
             rb_sys::rb_str_cat(existing, sep.as_ptr() as *const _, sep.len() as _);
             rb_sys::rb_str_cat(existing, value.as_ptr() as *const _, value.len() as _);
         }

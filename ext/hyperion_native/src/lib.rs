@@ -9,7 +9,7 @@ mod input;
 mod routes;
 mod tls;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,7 @@ use hyperion_engine::{
     ListenSpec, Pop, ResponseError, ResponseMsg, StatsSnapshot, WaitToken,
 };
 use magnus::prelude::*;
+use magnus::typed_data::Obj;
 use magnus::value::Lazy;
 use magnus::IntoValue;
 use magnus::{
@@ -502,6 +503,16 @@ pub(crate) fn add_headers(
     head: &mut HeadBuilder,
     headers: RHash,
 ) -> Result<(), Error> {
+    add_headers_noting_hijack(ruby, head, headers, &mut false)
+}
+
+/// Like [`add_headers`], setting `hijack` when a `rack.hijack` field is among them.
+fn add_headers_noting_hijack(
+    ruby: &Ruby,
+    head: &mut HeadBuilder,
+    headers: RHash,
+    hijack: &mut bool,
+) -> Result<(), Error> {
     let mut failure: Option<Error> = None;
     headers.foreach(|name: Value, value: Value| {
         let Some(name) = RString::from_value(name) else {
@@ -514,6 +525,7 @@ pub(crate) fn add_headers(
         // SAFETY: the bytes are copied into the head before any Ruby code can run.
         let name_bytes = unsafe { name.as_slice() };
         if name_bytes.starts_with(b"rack.") {
+            *hijack |= name_bytes == b"rack.hijack";
             return Ok(magnus::r_hash::ForEach::Continue);
         }
         let result = if let Some(value) = RString::from_value(value) {
@@ -568,6 +580,10 @@ struct RbExchange {
     inner: RefCell<Option<Box<Exchange>>>,
     /// Set when the adapter asked to learn when the response is on the wire.
     written: RefCell<Option<std::sync::mpsc::Receiver<bool>>>,
+    /// The application took the socket with `rack.hijack` (a full hijack).
+    hijacked: Cell<bool>,
+    /// The env's `rack.input` is a file or a stream that must be closed after the response.
+    input_to_close: Cell<bool>,
 }
 
 impl RbExchange {
@@ -575,6 +591,8 @@ impl RbExchange {
         RbExchange {
             inner: RefCell::new(Some(ex)),
             written: RefCell::new(None),
+            hijacked: Cell::new(false),
+            input_to_close: Cell::new(false),
         }
     }
 
@@ -593,10 +611,72 @@ impl RbExchange {
         }
     }
 
-    fn build_env(ruby: &Ruby, rb_self: &Self, template: RHash) -> Result<RHash, Error> {
+    /// The env, with `rack.early_hints` and, when `hijack` allows it (not TLS) and the
+    /// exchange is not an HTTP/2 stream, `rack.hijack`.
+    fn build_env(
+        ruby: &Ruby,
+        rb_self: Obj<Self>,
+        template: RHash,
+        logger: Value,
+        hijack: bool,
+    ) -> Result<RHash, Error> {
         guard(ruby, || {
-            rb_self.with(ruby, |ex| env::build(ruby, ex, template))
+            let (env, closable, h2) = rb_self.with(ruby, |ex| {
+                // A body in memory becomes a StringIO; a file or a stream must be closed.
+                let closable = !matches!(ex.body, hyperion_engine::Body::Memory(_));
+                Ok((env::build(ruby, ex, template)?, closable, ex.is_h2()))
+            })?;
+            rb_self.input_to_close.set(closable);
+            // Neither an HTTP/2 stream nor a TLS connection can hand its socket over.
+            env::add_callables(env, rb_self.as_value(), logger, hijack && !h2);
+            Ok(env)
         })
+    }
+
+    fn is_hijacked(&self) -> bool {
+        self.hijacked.get()
+    }
+
+    /// The usual Rack response in one call: an Integer status, a Hash of headers without
+    /// `rack.hijack`, a plain Array body, no `rack.response_finished` callbacks and no input
+    /// to close. Sends it like #respond and returns true; returns false, having done nothing,
+    /// for any other response (the adapter then takes its general path).
+    fn serve_array(
+        ruby: &Ruby,
+        rb_self: &Self,
+        env: RHash,
+        status: Value,
+        headers: Value,
+        body: Value,
+    ) -> Result<bool, Error> {
+        if rb_self.hijacked.get() || rb_self.input_to_close.get() {
+            return Ok(false);
+        }
+        let (Some(status), Some(headers), Some(body)) = (
+            magnus::Fixnum::from_value(status),
+            RHash::from_value(headers),
+            RArray::from_value(body),
+        ) else {
+            return Ok(false);
+        };
+        // SAFETY: GVL held; `body` is a live Array.
+        let plain = unsafe {
+            rb_sys::rb_obj_class(magnus::rb_sys::AsRawValue::as_raw(body)) == rb_sys::rb_cArray
+        };
+        if !plain || env::has_finish_callbacks(env) {
+            return Ok(false);
+        }
+        let mut hijack_header = false;
+        let head = guard(ruby, || {
+            let mut head = HeadBuilder::new(status.to_i64(), 256).map_err(|e| invalid(ruby, e))?;
+            add_headers_noting_hijack(ruby, &mut head, headers, &mut hijack_header)?;
+            Ok(head)
+        })?;
+        if hijack_header {
+            return Ok(false);
+        }
+        Self::respond_with(ruby, rb_self, head, body)?;
+        Ok(true)
     }
 
     fn is_h2(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
@@ -648,8 +728,17 @@ impl RbExchange {
         headers: RHash,
         body: RArray,
     ) -> Result<bool, Error> {
+        let head = guard(ruby, || Self::head_from(ruby, status, headers))?;
+        Self::respond_with(ruby, rb_self, head, body)
+    }
+
+    fn respond_with(
+        ruby: &Ruby,
+        rb_self: &Self,
+        head: HeadBuilder,
+        body: RArray,
+    ) -> Result<bool, Error> {
         guard(ruby, || {
-            let head = Self::head_from(ruby, status, headers)?;
             // SAFETY: no Ruby code runs while the slice is in use.
             let parts = unsafe { body.as_slice() };
             let mut total: u64 = 0;
@@ -804,7 +893,11 @@ impl RbExchange {
     /// (blocking, now owned by the caller), the bytes already read past the request, and
     /// whether it is a Unix-domain socket. Raises if the connection is gone.
     fn hijack(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
-        guard(ruby, || rb_self.take_socket(ruby))
+        guard(ruby, || {
+            let socket = rb_self.take_socket(ruby)?;
+            rb_self.hijacked.set(true);
+            Ok(socket)
+        })
     }
 
     /// Partial hijack: writes the head (status and headers as given, no body framing), then
@@ -1053,7 +1146,9 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     input::init(ruby, native)?;
 
     let exchange = native.define_class("Exchange", ruby.class_object())?;
-    exchange.define_method("build_env", method!(RbExchange::build_env, 1))?;
+    exchange.define_method("build_env", method!(RbExchange::build_env, 3))?;
+    exchange.define_method("hijacked?", method!(RbExchange::is_hijacked, 0))?;
+    exchange.define_method("serve_array", method!(RbExchange::serve_array, 4))?;
     exchange.define_method("head?", method!(RbExchange::is_head, 0))?;
     exchange.define_method("h2?", method!(RbExchange::is_h2, 0))?;
     exchange.define_method("finish_trailers", method!(RbExchange::finish_trailers, 1))?;
@@ -1083,6 +1178,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
         "add_page_cache_file",
         function!(routes::add_page_cache_file, 4),
     )?;
+    native.define_singleton_method("env_template", function!(env::env_template, 1))?;
     native.define_singleton_method("observe_routes", function!(routes::observe_routes, 1))?;
     native.define_singleton_method("cpu_scheduling", function!(cpu_scheduling, 1))?;
     native.define_singleton_method("metrics_setup", function!(metrics_setup, 1))?;
