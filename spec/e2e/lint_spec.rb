@@ -80,4 +80,13 @@ RSpec.describe 'Rack::Lint through the real server' do
   it 'passes Lint reading rack.input with read(n, buffer)' do
     expect_lint_clean(post('/read_buffer', '0123456789'), '0123|4567|89')
   end
+
+  it 'passes Lint reading the input of requests without a body, even after one was closed' do
+    empty = ['first=nil', 'line=nil', 'rest=[]', 'tail=""', 'eof_read_n="nil"'].join("\n")
+    expect_lint_clean(http_get(port, '/read'), empty)
+    expect_lint_clean(http_get(port, '/close_input'), 'closed')
+    expect_lint_clean(http_get(port, '/read'), empty)
+    expect_lint_clean(http_get(port, '/read_buffer'), '')
+    expect_lint_clean(post('/read', "after\n"), ['first="aft"', 'line="er\n"', 'rest=[]', 'tail=""', 'eof_read_n="nil"'].join("\n"))
+  end
 end

@@ -57,6 +57,14 @@ static STRING_IO: Lazy<RClass> = Lazy::new(|ruby| {
         .expect("stringio is required before the engine starts")
 });
 
+static NULL_INPUT: Lazy<Value> = Lazy::new(|ruby| {
+    ruby.class_object()
+        .const_get::<_, magnus::RModule>("Hyperion")
+        .and_then(|m| m.const_get::<_, RClass>("NullInput"))
+        .and_then(|c| c.const_get("INSTANCE"))
+        .expect("hyperion/null_input is required before the engine starts")
+});
+
 static STREAM_INPUT: Lazy<RClass> = Lazy::new(|ruby| {
     ruby.class_object()
         .const_get::<_, magnus::RModule>("Hyperion")
@@ -237,26 +245,79 @@ fn instance(class: RClass, ivars: &[(rb_sys::ID, VALUE)]) -> VALUE {
     }
 }
 
+/// What the adapter's per-request callables need: the exchange they act on, the logger
+/// `EarlyHints` reports to, and whether the socket can be handed over (`Hijack`).
+pub struct Callables {
+    pub exchange: VALUE,
+    pub logger: VALUE,
+    pub hijack: bool,
+}
+
 /// `rack.early_hints` and, when the socket can be handed over, `rack.hijack`: the adapter's
 /// `EarlyHints` and `Hijack` objects for this exchange.
-pub fn add_callables(env: RHash, exchange: Value, logger: Value, hijack: bool) {
+fn add_callables(ruby: &Ruby, pairs: &mut Pairs, env: VALUE, callables: &Callables) {
     let k = INTERNED.get().expect("env::init runs at load");
-    let ruby = Ruby::get().expect("called from Ruby");
-    let env_v = env.as_raw();
     let hints = instance(
         ruby.get_inner(&EARLY_HINTS),
         &[
-            (k.iv_exchange, exchange.as_raw()),
-            (k.iv_logger, logger.as_raw()),
+            (k.iv_exchange, callables.exchange),
+            (k.iv_logger, callables.logger),
         ],
     );
-    aset(env_v, k.rack_early_hints, hints);
-    if hijack {
+    pairs.put(env, k.rack_early_hints, hints);
+    if callables.hijack {
         let hijack = instance(
             ruby.get_inner(&HIJACK),
-            &[(k.iv_exchange, exchange.as_raw()), (k.iv_env, env_v)],
+            &[(k.iv_exchange, callables.exchange), (k.iv_env, env)],
         );
-        aset(env_v, k.rack_hijack, hijack);
+        pairs.put(env, k.rack_hijack, hijack);
+    }
+}
+
+/// Entries for the env, gathered where the collector sees the new values (this struct lives
+/// on the stack) and stored with one `rb_hash_bulk_insert`: a store through `Hash#[]=` costs
+/// about twice the hashing and inserting it does.
+struct Pairs {
+    items: [VALUE; PAIRS * 2],
+    len: usize,
+}
+
+/// Entries gathered before they are stored (more are stored in several batches).
+const PAIRS: usize = 40;
+
+impl Pairs {
+    fn new() -> Pairs {
+        Pairs {
+            items: [rb_sys::Qnil as VALUE; PAIRS * 2],
+            len: 0,
+        }
+    }
+
+    fn put(&mut self, env: VALUE, key: VALUE, value: VALUE) {
+        if self.len == self.items.len() {
+            self.store(env);
+        }
+        self.items[self.len] = key;
+        self.items[self.len + 1] = value;
+        self.len += 2;
+    }
+
+    /// The value gathered for `key`, an interned String (the same key is the same object).
+    fn get(&self, key: VALUE) -> Option<VALUE> {
+        self.items[..self.len]
+            .chunks_exact(2)
+            .find(|pair| pair[0] == key)
+            .map(|pair| pair[1])
+    }
+
+    /// Stores what was gathered into `env`; a key already there takes the new value.
+    fn store(&mut self, env: VALUE) {
+        if self.len > 0 {
+            // SAFETY: GVL held; `env` is an unfrozen Hash, the keys are frozen Strings and
+            // every value is live (on this stack).
+            unsafe { rb_sys::rb_hash_bulk_insert(self.len as c_long, self.items.as_ptr(), env) };
+            self.len = 0;
+        }
     }
 }
 
@@ -353,24 +414,30 @@ pub fn env_template(entries: RHash) -> Result<RHash, Error> {
 }
 
 /// Builds the env: the template's entries (the per-server constants) plus this request.
-pub fn build(ruby: &Ruby, ex: &mut Exchange, template: RHash) -> Result<RHash, Error> {
+pub fn build(
+    ruby: &Ruby,
+    ex: &mut Exchange,
+    template: RHash,
+    callables: &Callables,
+) -> Result<RHash, Error> {
     let k = INTERNED.get().expect("env::init runs at load");
     // SAFETY: GVL held; a copy of a frozen Hash is a new, unfrozen Hash.
     let env = unsafe { rb_sys::rb_hash_dup(template.as_raw()) };
+    let mut pairs = Pairs::new();
     let buf = &ex.head_bytes[..];
     let head = &ex.head;
 
-    aset(env, k.request_method, k.method(head.method.slice(buf)));
+    pairs.put(env, k.request_method, k.method(head.method.slice(buf)));
     // An absolute-form target with no path ("http://host?q") means "/" (RFC 9112 3.2.2).
     let path = head.path.slice(buf);
-    aset(
+    pairs.put(
         env,
         k.path_info,
         new_str(if path.is_empty() { b"/" } else { path }),
     );
-    aset(env, k.query_string, new_str(head.query.slice(buf)));
-    aset(env, k.request_uri, new_str(head.target.slice(buf)));
-    aset(
+    pairs.put(env, k.query_string, new_str(head.query.slice(buf)));
+    pairs.put(env, k.request_uri, new_str(head.target.slice(buf)));
+    pairs.put(
         env,
         k.server_protocol,
         match head.version {
@@ -385,10 +452,10 @@ pub fn build(ruby: &Ruby, ex: &mut Exchange, template: RHash) -> Result<RHash, E
         "https" => k.https,
         other => intern(other.as_bytes()),
     };
-    aset(env, k.rack_url_scheme, scheme_v);
+    pairs.put(env, k.rack_url_scheme, scheme_v);
     if ex.is_h2() {
         // An HTTP/2 stream shares its connection: there is no socket to hand over.
-        aset(env, k.rack_hijack_p, rb_sys::Qfalse as VALUE);
+        pairs.put(env, k.rack_hijack_p, rb_sys::Qfalse as VALUE);
     }
 
     let default_port: &[u8] = if scheme == "https" { b"443" } else { b"80" };
@@ -396,19 +463,19 @@ pub fn build(ruby: &Ruby, ex: &mut Exchange, template: RHash) -> Result<RHash, E
     match head.host.filter(|span| !span.is_empty()) {
         Some(span) => {
             let (name, port) = split_host(span.slice(buf));
-            aset(env, k.server_name, new_str(name));
-            aset(env, k.server_port, new_str(port.unwrap_or(default_port)));
+            pairs.put(env, k.server_name, new_str(name));
+            pairs.put(env, k.server_port, new_str(port.unwrap_or(default_port)));
         }
         None => {
-            aset(
+            pairs.put(
                 env,
                 k.server_name,
                 new_str(ex.listener.server_name.as_bytes()),
             );
             if ex.listener.server_port == 0 {
-                aset(env, k.server_port, new_str(default_port));
+                pairs.put(env, k.server_port, new_str(default_port));
             } else {
-                aset(
+                pairs.put(
                     env,
                     k.server_port,
                     new_str(ex.listener.server_port.to_string().as_bytes()),
@@ -419,18 +486,18 @@ pub fn build(ruby: &Ruby, ex: &mut Exchange, template: RHash) -> Result<RHash, E
     match ex.peer {
         Peer::Tcp(std::net::SocketAddr::V4(addr)) => {
             let mut text = [0u8; 15];
-            aset(
+            pairs.put(
                 env,
                 k.remote_addr,
                 new_str(ipv4_text(*addr.ip(), &mut text)),
             );
         }
-        Peer::Tcp(addr) => aset(
+        Peer::Tcp(addr) => pairs.put(
             env,
             k.remote_addr,
             new_str(addr.ip().to_string().as_bytes()),
         ),
-        Peer::Unix => aset(env, k.remote_addr, new_str(b"127.0.0.1")),
+        Peer::Unix => pairs.put(env, k.remote_addr, new_str(b"127.0.0.1")),
     }
 
     let mut key = Vec::new();
@@ -439,7 +506,7 @@ pub fn build(ruby: &Ruby, ex: &mut Exchange, template: RHash) -> Result<RHash, E
     // the Host header is ignored, so HTTP_HOST (which Rack::Request reads first) carries it.
     let absolute = head.target_form == TargetForm::Absolute;
     if let (true, Some(authority)) = (absolute, head.host) {
-        aset(env, intern(b"HTTP_HOST"), new_str(authority.slice(buf)));
+        pairs.put(env, intern(b"HTTP_HOST"), new_str(authority.slice(buf)));
     }
     for (i, h) in head.headers.iter().enumerate() {
         let name = h.name.slice(buf);
@@ -448,12 +515,12 @@ pub fn build(ruby: &Ruby, ex: &mut Exchange, template: RHash) -> Result<RHash, E
             continue;
         }
         if is_content_type(name) {
-            aset(env, k.content_type, new_str(value));
+            pairs.put(env, k.content_type, new_str(value));
             continue;
         }
         if is_content_length(name) {
             saw_length = true;
-            aset(env, k.content_length, new_str(value));
+            pairs.put(env, k.content_length, new_str(value));
             continue;
         }
         let key_v = match k.usual_field(name) {
@@ -477,31 +544,45 @@ pub fn build(ruby: &Ruby, ex: &mut Exchange, template: RHash) -> Result<RHash, E
             .iter()
             .any(|earlier| earlier.name.slice(buf).eq_ignore_ascii_case(name));
         if repeated {
-            add_header(env, key_v, value, name.eq_ignore_ascii_case(b"cookie"));
+            let cookie = name.eq_ignore_ascii_case(b"cookie");
+            match pairs.get(key_v) {
+                Some(existing) => join_field(existing, value, cookie),
+                None => {
+                    pairs.store(env);
+                    add_header(env, key_v, value, cookie);
+                }
+            }
         } else {
-            aset(env, key_v, new_str(value));
+            pairs.put(env, key_v, new_str(value));
         }
     }
     if !saw_length && (!ex.body.is_empty() || !ex.trailers.is_empty()) {
-        aset(
+        pairs.put(
             env,
             k.content_length,
             new_str(ex.body.len().to_string().as_bytes()),
         );
     }
-    for (name, value) in &ex.trailers {
-        key.clear();
-        if cgi_header_key(name, &mut key) {
-            let key_v = intern(&key);
-            // SAFETY: GVL held. Trailers never override a header of the head.
-            let existing = unsafe { rb_sys::rb_hash_lookup2(env, key_v, rb_sys::Qundef as VALUE) };
-            if existing == rb_sys::Qundef as VALUE {
-                aset(env, key_v, new_str(value));
+    if !ex.trailers.is_empty() {
+        // Trailers never override a field of the head: look at what is stored.
+        pairs.store(env);
+        for (name, value) in &ex.trailers {
+            key.clear();
+            if cgi_header_key(name, &mut key) {
+                let key_v = intern(&key);
+                // SAFETY: GVL held.
+                let existing =
+                    unsafe { rb_sys::rb_hash_lookup2(env, key_v, rb_sys::Qundef as VALUE) };
+                if existing == rb_sys::Qundef as VALUE {
+                    aset(env, key_v, new_str(value));
+                }
             }
         }
     }
 
     let input: Value = match std::mem::replace(&mut ex.body, Body::Memory(Vec::new())) {
+        // No body: the shared input that is always at its end.
+        Body::Memory(bytes) if bytes.is_empty() => ruby.get_inner(&NULL_INPUT),
         Body::Memory(bytes) => {
             let body = new_str(&bytes);
             let string_io: RClass = ruby.get_inner(&STRING_IO);
@@ -521,27 +602,35 @@ pub fn build(ruby: &Ruby, ex: &mut Exchange, template: RHash) -> Result<RHash, E
             class.funcall("new", (crate::input::Input::new(stream),))?
         }
     };
+    pairs.put(env, k.rack_input, input.as_raw());
     // SAFETY: GVL held.
-    unsafe {
-        aset(env, k.rack_input, input.as_raw());
-        aset(env, k.rack_response_finished, rb_sys::rb_ary_new());
-    }
+    pairs.put(env, k.rack_response_finished, unsafe {
+        rb_sys::rb_ary_new()
+    });
+    add_callables(ruby, &mut pairs, env, callables);
+    pairs.store(env);
     // SAFETY: `env` is the Hash created above.
     Ok(unsafe { RHash::from_value(Value::from_raw(env)).unwrap_unchecked() })
 }
 
-/// A field repeated in the request joins the value already there (RFC 9110 5.3); cookies
+/// A field repeated in the request joins the value already stored (RFC 9110 5.3); cookies
 /// with "; ".
 fn add_header(env: VALUE, key_v: VALUE, value: &[u8], cookie: bool) {
-    // SAFETY: GVL held; values we stored are fresh, unfrozen Strings.
+    // SAFETY: GVL held.
+    let existing = unsafe { rb_sys::rb_hash_lookup2(env, key_v, rb_sys::Qundef as VALUE) };
+    if existing == rb_sys::Qundef as VALUE {
+        aset(env, key_v, new_str(value));
+    } else {
+        join_field(existing, value, cookie);
+    }
+}
+
+/// Appends a repeated field's value to the String made for its first occurrence.
+fn join_field(existing: VALUE, value: &[u8], cookie: bool) {
+    let sep: &[u8] = if cookie { b"; " } else { b", " };
+    // SAFETY: GVL held; `existing` is a fresh, unfrozen String made by `build`.
     unsafe {
-        let existing = rb_sys::rb_hash_lookup2(env, key_v, rb_sys::Qundef as VALUE);
-        if existing == rb_sys::Qundef as VALUE {
-            aset(env, key_v, new_str(value));
-        } else {
-            let sep: &[u8] = if cookie { b"; " } else { b", " };
-            rb_sys::rb_str_cat(existing, sep.as_ptr() as *const _, sep.len() as _);
-            rb_sys::rb_str_cat(existing, value.as_ptr() as *const _, value.len() as _);
-        }
+        rb_sys::rb_str_cat(existing, sep.as_ptr() as *const _, sep.len() as _);
+        rb_sys::rb_str_cat(existing, value.as_ptr() as *const _, value.len() as _);
     }
 }

@@ -19,6 +19,7 @@ use hyperion_engine::{
     ListenSpec, Pop, ResponseError, ResponseMsg, StatsSnapshot, WaitToken,
 };
 use magnus::prelude::*;
+use magnus::rb_sys::AsRawValue;
 use magnus::typed_data::Obj;
 use magnus::value::Lazy;
 use magnus::IntoValue;
@@ -621,14 +622,19 @@ impl RbExchange {
         hijack: bool,
     ) -> Result<RHash, Error> {
         guard(ruby, || {
-            let (env, closable, h2) = rb_self.with(ruby, |ex| {
+            let exchange = rb_self.as_value().as_raw();
+            let (env, closable) = rb_self.with(ruby, |ex| {
                 // A body in memory becomes a StringIO; a file or a stream must be closed.
                 let closable = !matches!(ex.body, hyperion_engine::Body::Memory(_));
-                Ok((env::build(ruby, ex, template)?, closable, ex.is_h2()))
+                let callables = env::Callables {
+                    exchange,
+                    logger: logger.as_raw(),
+                    // Neither an HTTP/2 stream nor a TLS connection can hand its socket over.
+                    hijack: hijack && !ex.is_h2(),
+                };
+                Ok((env::build(ruby, ex, template, &callables)?, closable))
             })?;
             rb_self.input_to_close.set(closable);
-            // Neither an HTTP/2 stream nor a TLS connection can hand its socket over.
-            env::add_callables(env, rb_self.as_value(), logger, hijack && !h2);
             Ok(env)
         })
     }
@@ -660,9 +666,7 @@ impl RbExchange {
             return Ok(false);
         };
         // SAFETY: GVL held; `body` is a live Array.
-        let plain = unsafe {
-            rb_sys::rb_obj_class(magnus::rb_sys::AsRawValue::as_raw(body)) == rb_sys::rb_cArray
-        };
+        let plain = unsafe { rb_sys::rb_obj_class(body.as_raw()) == rb_sys::rb_cArray };
         if !plain || env::has_finish_callbacks(env) {
             return Ok(false);
         }
