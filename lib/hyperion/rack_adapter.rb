@@ -62,9 +62,9 @@ module Hyperion
     end
 
     # `hijack`: whether the socket can be handed to the app (not over TLS).
-    def initialize(app, env_template:, logger:, hijack: true)
+    def initialize(app, env_templates:, logger:, hijack: true)
       @app = app
-      @env_template = env_template
+      @env_templates = env_templates
       @logger = logger
       @hijack = hijack
     end
@@ -89,7 +89,7 @@ module Hyperion
     # The Rack path: the rackup's app, or a `handle` block (same env, no middleware).
     def serve_rack(exchange, app, request)
       # rack.early_hints, and rack.hijack where the socket can be handed over, are set too.
-      env = exchange.build_env(@env_template, @logger, @hijack)
+      env = exchange.build_env(@env_templates, @logger, @hijack)
       input = env[RACK_INPUT]
       status = headers = body = error = nil
       done = false

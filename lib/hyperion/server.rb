@@ -41,7 +41,7 @@ module Hyperion
       @engine.stop if @stop_requested
       # A reload asked for while the engine was starting may have come after it read the files.
       reload_tls if @reload_pending
-      @adapter = RackAdapter.new(@app, env_template: env_template, logger: @logger, hijack: !@config.tls?)
+      @adapter = RackAdapter.new(@app, env_templates: env_templates, logger: @logger, hijack: !@config.tls?)
       @threads = start_threads
       self
     end
@@ -177,10 +177,10 @@ module Hyperion
       { admin_token: @config.admin_token, admin_listeners: listeners, admin_quit_pid: @master_pid }
     end
 
-    # Per-server env entries; each request's env starts as a copy of this (a Hash made with
-    # room for the request's own entries).
-    def env_template
-      Native.env_template({
+    # Per-server env entries; each request's env starts as a copy of one of the templates made
+    # from them (per scheme and protocol, with room for the request's own entries).
+    def env_templates
+      Native.env_templates({
         'SCRIPT_NAME' => '',
         'SERVER_SOFTWARE' => "Hyperion/#{VERSION}",
         'rack.errors' => $stderr,

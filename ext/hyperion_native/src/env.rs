@@ -38,6 +38,8 @@ struct Interned {
     iv_logger: rb_sys::ID,
     http: VALUE,
     https: VALUE,
+    port_80: VALUE,
+    port_443: VALUE,
     /// (method, interned value) for the usual methods.
     methods: Vec<(&'static [u8], VALUE)>,
     /// Env keys of the usual request fields, by the length of the field name.
@@ -110,6 +112,8 @@ pub fn init() {
         iv_logger: id(c"@logger"),
         http: permanent(b"http"),
         https: permanent(b"https"),
+        port_80: permanent(b"80"),
+        port_443: permanent(b"443"),
         methods: METHODS.iter().map(|m| (*m, permanent(m))).collect(),
         fields: {
             let mut by_len: Vec<Vec<(&'static [u8], VALUE)>> = Vec::new();
@@ -391,36 +395,70 @@ fn hash_with_capacity(capa: usize) -> VALUE {
 /// room for 64). A request with more fields grows its env once, reusing the stored hashes.
 const ENV_ROOM: usize = 31;
 
-/// The per-server entries every env starts with, as a frozen Hash with room for a whole env.
-/// Each env is a copy of it (`rb_hash_dup`), which copies the table as it is, with the stored
-/// hash of every key: no key of the template is hashed again, and a request with the usual
-/// number of fields adds its own without the table growing.
-pub fn env_template(entries: RHash) -> Result<RHash, Error> {
-    let mut pairs = Vec::with_capacity(entries.len() * 2);
+/// The per-server entries every env starts with, as frozen Hashes with room for a whole env,
+/// one per scheme and protocol (see [`variant`]), each holding `rack.url_scheme` and
+/// `SERVER_PROTOCOL` too (and, for HTTP/2, `rack.hijack?` false). Each env is a copy of one
+/// (`rb_hash_dup`), which copies the table as it is, with the stored hash of every key: no
+/// key of the template is hashed again, and a request with the usual number of fields adds
+/// its own without the table growing.
+pub fn env_templates(entries: RHash) -> Result<RArray, Error> {
+    let k = INTERNED.get().expect("env::init runs at load");
+    let mut base = Vec::with_capacity(entries.len() * 2 + 6);
     entries.foreach(|key: Value, value: Value| {
-        pairs.push(key.as_raw());
-        pairs.push(value.as_raw());
+        base.push(key.as_raw());
+        base.push(value.as_raw());
         Ok(magnus::r_hash::ForEach::Continue)
     })?;
-    let template = hash_with_capacity(ENV_ROOM.max(entries.len()));
-    // SAFETY: GVL held (a method call); `template` is a new Hash and the pairs are live
-    // entries of `entries`, which is on this call's stack.
-    unsafe {
-        rb_sys::rb_hash_bulk_insert(pairs.len() as c_long, pairs.as_ptr(), template);
-        rb_sys::rb_obj_freeze(template);
+    let ruby = Ruby::get().expect("called from Ruby");
+    let templates = ruby.ary_new_capa(6);
+    for scheme in [k.http, k.https] {
+        for protocol in [k.http_1_0, k.http_1_1, k.http_2] {
+            let mut pairs = base.clone();
+            pairs.extend([k.rack_url_scheme, scheme, k.server_protocol, protocol]);
+            if protocol == k.http_2 {
+                // An HTTP/2 stream shares its connection: there is no socket to hand over.
+                pairs.extend([k.rack_hijack_p, rb_sys::Qfalse as VALUE]);
+            }
+            let template = hash_with_capacity(ENV_ROOM.max(pairs.len() / 2));
+            // SAFETY: GVL held (a method call); `template` is a new Hash and the pairs are
+            // live: entries of `entries` (on this call's stack) and interned constants.
+            unsafe {
+                rb_sys::rb_hash_bulk_insert(pairs.len() as c_long, pairs.as_ptr(), template);
+                rb_sys::rb_obj_freeze(template);
+                templates.push(Value::from_raw(template))?;
+            }
+        }
     }
-    // SAFETY: `template` is the Hash created above.
-    Ok(unsafe { RHash::from_value(Value::from_raw(template)).unwrap_unchecked() })
+    templates.freeze();
+    Ok(templates)
+}
+
+/// Which of [`env_templates`] an exchange's env starts from.
+fn variant(ex: &Exchange) -> usize {
+    let scheme = usize::from(ex.scheme() == "https");
+    let protocol = match ex.head.version {
+        _ if ex.is_h2() => 2,
+        Version::Http11 => 1,
+        Version::Http10 => 0,
+    };
+    scheme * 3 + protocol
 }
 
 /// Builds the env: the template's entries (the per-server constants) plus this request.
 pub fn build(
     ruby: &Ruby,
     ex: &mut Exchange,
-    template: RHash,
+    templates: RArray,
     callables: &Callables,
 ) -> Result<RHash, Error> {
     let k = INTERNED.get().expect("env::init runs at load");
+    let template: Value = templates.entry(variant(ex) as isize)?;
+    if RHash::from_value(template).is_none() {
+        return Err(Error::new(
+            ruby.exception_arg_error(),
+            "build_env needs the templates made by Hyperion::Native.env_templates",
+        ));
+    }
     // SAFETY: GVL held; a copy of a frozen Hash is a new, unfrozen Hash.
     let env = unsafe { rb_sys::rb_hash_dup(template.as_raw()) };
     let mut pairs = Pairs::new();
@@ -437,34 +475,23 @@ pub fn build(
     );
     pairs.put(env, k.query_string, new_str(head.query.slice(buf)));
     pairs.put(env, k.request_uri, new_str(head.target.slice(buf)));
-    pairs.put(
-        env,
-        k.server_protocol,
-        match head.version {
-            _ if ex.is_h2() => k.http_2,
-            Version::Http11 => k.http_1_1,
-            Version::Http10 => k.http_1_0,
-        },
-    );
     let scheme = ex.scheme();
-    let scheme_v = match scheme {
-        "http" => k.http,
-        "https" => k.https,
-        other => intern(other.as_bytes()),
+    // Frozen and shared, as the default ports usually are in Rack servers.
+    let default_port = if scheme == "https" {
+        k.port_443
+    } else {
+        k.port_80
     };
-    pairs.put(env, k.rack_url_scheme, scheme_v);
-    if ex.is_h2() {
-        // An HTTP/2 stream shares its connection: there is no socket to hand over.
-        pairs.put(env, k.rack_hijack_p, rb_sys::Qfalse as VALUE);
-    }
-
-    let default_port: &[u8] = if scheme == "https" { b"443" } else { b"80" };
     // An empty Host is legal (a target without authority); SERVER_NAME must not be empty.
     match head.host.filter(|span| !span.is_empty()) {
         Some(span) => {
             let (name, port) = split_host(span.slice(buf));
             pairs.put(env, k.server_name, new_str(name));
-            pairs.put(env, k.server_port, new_str(port.unwrap_or(default_port)));
+            let port_v = match port {
+                Some(port) => new_str(port),
+                None => default_port,
+            };
+            pairs.put(env, k.server_port, port_v);
         }
         None => {
             pairs.put(
@@ -473,7 +500,7 @@ pub fn build(
                 new_str(ex.listener.server_name.as_bytes()),
             );
             if ex.listener.server_port == 0 {
-                pairs.put(env, k.server_port, new_str(default_port));
+                pairs.put(env, k.server_port, default_port);
             } else {
                 pairs.put(
                     env,

@@ -617,7 +617,7 @@ impl RbExchange {
     fn build_env(
         ruby: &Ruby,
         rb_self: Obj<Self>,
-        template: RHash,
+        templates: RArray,
         logger: Value,
         hijack: bool,
     ) -> Result<RHash, Error> {
@@ -632,7 +632,7 @@ impl RbExchange {
                     // Neither an HTTP/2 stream nor a TLS connection can hand its socket over.
                     hijack: hijack && !ex.is_h2(),
                 };
-                Ok((env::build(ruby, ex, template, &callables)?, closable))
+                Ok((env::build(ruby, ex, templates, &callables)?, closable))
             })?;
             rb_self.input_to_close.set(closable);
             Ok(env)
@@ -1182,7 +1182,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
         "add_page_cache_file",
         function!(routes::add_page_cache_file, 4),
     )?;
-    native.define_singleton_method("env_template", function!(env::env_template, 1))?;
+    native.define_singleton_method("env_templates", function!(env::env_templates, 1))?;
     native.define_singleton_method("observe_routes", function!(routes::observe_routes, 1))?;
     native.define_singleton_method("cpu_scheduling", function!(cpu_scheduling, 1))?;
     native.define_singleton_method("metrics_setup", function!(metrics_setup, 1))?;
