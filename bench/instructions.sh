@@ -55,8 +55,8 @@ probe() { # probe PROTOCOL: one request answered?
   fi
 }
 
-# load PROTOCOL REQUESTS -> prints the number of requests answered (h2: REQUESTS, if all
-# succeeded; h1: what wrk completed in DURATION)
+# load PROTOCOL REQUESTS SECONDS -> prints the number of requests answered (h2: REQUESTS, if
+# all succeeded; h1: what wrk completed in SECONDS)
 load() {
   local out
   # (Called in a command substitution: an anomaly is printed, and the caller gets 0.)
@@ -69,7 +69,7 @@ load() {
     fi
     echo "$2"
   else
-    out=$(taskset -c 1 wrk -t1 -c20 -d"$DURATION" "http://127.0.0.1:$PORT/")
+    out=$(taskset -c 1 wrk -t1 -c20 -d"$3" "http://127.0.0.1:$PORT/")
     if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
       loud "wrk: errors or non-2xx responses"
       echo 0
@@ -95,9 +95,9 @@ measure() { # measure CASE: sets TOTAL (instructions) and ANSWERED (requests)
     "${cmd[@]}" >"$TMP/server.$1.log" 2>&1 </dev/null &
   SERVER_PID=$!
   for _ in $(seq 1 300); do probe "$protocol" && break; sleep 0.5; done
-  load "$protocol" 3000 >/dev/null
+  load "$protocol" 3000 3s >/dev/null
   callgrind_control -z "$SERVER_PID" >/dev/null 2>&1
-  ANSWERED=$(load "$protocol" "$requests")
+  ANSWERED=$(load "$protocol" "$requests" "$DURATION")
   callgrind_control -d "$SERVER_PID" >/dev/null 2>&1
   TOTAL=0
   local file

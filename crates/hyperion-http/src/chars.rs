@@ -54,33 +54,6 @@ pub(crate) fn is_target_byte(b: u8) -> bool {
     (b'!'..=b'~').contains(&b)
 }
 
-/// Bytes of an RFC 3986 `host [":" port]`: unreserved, pct-encoded, sub-delims, ':' and IP-literal brackets.
-#[inline]
-pub(crate) fn is_host_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'%'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-                | b':'
-                | b'['
-                | b']'
-        )
-}
-
 /// Trims leading and trailing OWS.
 #[inline]
 pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
@@ -136,30 +109,55 @@ pub(crate) fn is_valid_authority(value: &[u8]) -> bool {
     let mut i = 0;
     while i < host.len() {
         let b = host[i];
-        if b == b'%' {
-            if !(host.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && host.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
-            {
-                return false;
-            }
+        if REG_NAME_BYTE[b as usize] {
+            i += 1;
+            continue;
+        }
+        if b == b'%'
+            && host.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+            && host.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+        {
             i += 3;
             continue;
         }
-        if b == b':' || b == b'[' || b == b']' || !is_host_byte(b) {
-            return false;
-        }
-        i += 1;
+        return false;
     }
     match port {
         None => true,
         Some(p) => {
             p.len() <= 5
                 && p.iter().all(u8::is_ascii_digit)
-                && (p.is_empty()
-                    || std::str::from_utf8(p)
-                        .ok()
-                        .and_then(|s| s.parse::<u32>().ok())
-                        .is_some_and(|n| n <= 65535))
+                && p.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')) <= 65535
         }
     }
 }
+
+/// Bytes of a reg-name or IPv4 address other than a pct-encoded triplet: unreserved and
+/// sub-delims (RFC 3986 3.2.2).
+const REG_NAME_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        b += 1;
+    }
+    table
+};

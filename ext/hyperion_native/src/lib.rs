@@ -20,7 +20,6 @@ use hyperion_engine::{
 };
 use magnus::prelude::*;
 use magnus::rb_sys::AsRawValue;
-use magnus::typed_data::Obj;
 use magnus::value::Lazy;
 use magnus::IntoValue;
 use magnus::{
@@ -587,6 +586,27 @@ struct RbExchange {
     input_to_close: Cell<bool>,
 }
 
+/// The exchange behind `value`. Converting `self` for a method is magnus's protected call
+/// around `rb_check_typeddata` (about 200 instructions); the methods every request calls find
+/// it with a check that cannot raise instead.
+fn exchange_of<'a>(ruby: &Ruby, value: Value) -> Result<&'a RbExchange, Error> {
+    let data_type = <RbExchange as magnus::TypedData>::data_type();
+    // `DataType` is a transparent wrapper of `rb_data_type_t`.
+    let raw = (data_type as *const magnus::DataType).cast::<rb_sys::rb_data_type_t>();
+    // SAFETY: GVL held (a method call). `rb_check_typeddata` raises only for an object of
+    // another type, ruled out just before; the data lives as long as `value`, which the
+    // caller's frame holds.
+    unsafe {
+        if rb_sys::rb_typeddata_is_kind_of(value.as_raw(), raw) == 0 {
+            return Err(Error::new(
+                ruby.exception_type_error(),
+                "not a Hyperion::Native::Exchange",
+            ));
+        }
+        Ok(&*(rb_sys::rb_check_typeddata(value.as_raw(), raw) as *const RbExchange))
+    }
+}
+
 impl RbExchange {
     fn new(ex: Box<Exchange>) -> Self {
         RbExchange {
@@ -616,13 +636,14 @@ impl RbExchange {
     /// exchange is not an HTTP/2 stream, `rack.hijack`.
     fn build_env(
         ruby: &Ruby,
-        rb_self: Obj<Self>,
+        rb_self: Value,
         templates: RArray,
         logger: Value,
         hijack: bool,
     ) -> Result<RHash, Error> {
+        let exchange = rb_self.as_raw();
+        let rb_self = exchange_of(ruby, rb_self)?;
         guard(ruby, || {
-            let exchange = rb_self.as_value().as_raw();
             let (env, closable) = rb_self.with(ruby, |ex| {
                 // A body in memory becomes a StringIO; a file or a stream must be closed.
                 let closable = !matches!(ex.body, hyperion_engine::Body::Memory(_));
@@ -639,8 +660,8 @@ impl RbExchange {
         })
     }
 
-    fn is_hijacked(&self) -> bool {
-        self.hijacked.get()
+    fn is_hijacked(ruby: &Ruby, rb_self: Value) -> Result<bool, Error> {
+        Ok(exchange_of(ruby, rb_self)?.hijacked.get())
     }
 
     /// The usual Rack response in one call: an Integer status, a Hash of headers without
@@ -649,12 +670,13 @@ impl RbExchange {
     /// for any other response (the adapter then takes its general path).
     fn serve_array(
         ruby: &Ruby,
-        rb_self: &Self,
+        rb_self: Value,
         env: RHash,
         status: Value,
         headers: Value,
         body: Value,
     ) -> Result<bool, Error> {
+        let rb_self = exchange_of(ruby, rb_self)?;
         if rb_self.hijacked.get() || rb_self.input_to_close.get() {
             return Ok(false);
         }
@@ -1024,8 +1046,8 @@ impl RbExchange {
 
     /// nil for the Rack app, the handler id of a `handle` route, or :static for a static
     /// route observed by request hooks.
-    fn direct(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
-        rb_self.with(ruby, |ex| {
+    fn direct(ruby: &Ruby, rb_self: Value) -> Result<Value, Error> {
+        exchange_of(ruby, rb_self)?.with(ruby, |ex| {
             Ok(match &ex.direct {
                 Direct::None => ruby.qnil().as_value(),
                 Direct::Handler(id) => id.into_value_with(ruby),
