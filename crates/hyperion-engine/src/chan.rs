@@ -185,21 +185,7 @@ impl<T> Drop for Receiver<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
-
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn counting() -> (Arc<Count>, Waker) {
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        (count.clone(), Waker::from(count))
-    }
+    use crate::test_waker::counting;
 
     #[test]
     fn messages_arrive_in_order_and_a_waiting_receiver_is_woken() {
@@ -209,11 +195,7 @@ mod tests {
         assert!(rx.poll_recv(&mut cx).is_pending());
         tx.try_send(1).unwrap();
         tx.try_send(2).unwrap();
-        assert_eq!(
-            woken.0.load(Ordering::SeqCst),
-            1,
-            "one wake until it polls again"
-        );
+        assert_eq!(woken.get(), 1, "one wake until it polls again");
         assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(Some(1)));
         assert_eq!(rx.try_recv(), Ok(2));
         assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
@@ -264,7 +246,7 @@ mod tests {
             "a clone still holds it open"
         );
         drop(second);
-        assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+        assert_eq!(woken.get(), 1);
         assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(None));
     }
 

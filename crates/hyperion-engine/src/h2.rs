@@ -1056,9 +1056,8 @@ async fn send_when_window(
 ) -> Result<(), Stop> {
     while !data.is_empty() {
         stream.reserve_capacity(data.len());
-        let mut capacity = stream.capacity();
         let deadline = Instant::now() + write_timeout;
-        while capacity == 0 {
+        while stream.capacity() == 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             match timeout(left, poll_fn(|cx| stream.poll_capacity(cx))).await {
                 Err(_) => {
@@ -1066,13 +1065,10 @@ async fn send_when_window(
                     return Err(Stop::Failed);
                 }
                 Ok(None) | Ok(Some(Err(_))) => return Err(Stop::Gone),
-                Ok(Some(Ok(n))) => capacity = n,
+                Ok(Some(Ok(_))) => {}
             }
         }
-        let chunk = data.split_to(capacity.min(data.len()));
-        stream
-            .send_data(chunk, end && data.is_empty())
-            .map_err(|_| Stop::Gone)?;
+        send_available(stream, &mut data, end)?;
     }
     Ok(())
 }

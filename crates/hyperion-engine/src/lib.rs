@@ -25,6 +25,8 @@ pub mod response;
 pub mod routes;
 pub mod sched;
 pub mod stats;
+#[cfg(test)]
+mod test_waker;
 pub mod tls;
 #[cfg(target_os = "linux")]
 mod uring;

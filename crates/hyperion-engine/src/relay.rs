@@ -142,15 +142,7 @@ impl RelayCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
-
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::test_waker::counting;
 
     #[test]
     fn wakes_from_other_threads_reach_the_task_through_one_relay_run() {
@@ -162,8 +154,7 @@ mod tests {
             start();
             // Let the relay task run once and register its waker.
             tokio::task::yield_now().await;
-            let count = Arc::new(Count(AtomicUsize::new(0)));
-            let task = Waker::from(count.clone());
+            let (count, task) = counting();
             let mut cache = RelayCache::default();
             let relayed = cache.waker(&task).clone();
             assert!(
@@ -181,28 +172,19 @@ mod tests {
             })
             .join()
             .unwrap();
-            assert_eq!(
-                count.0.load(Ordering::SeqCst),
-                0,
-                "not until the relay task runs"
-            );
+            assert_eq!(count.get(), 0, "not until the relay task runs");
             tokio::task::yield_now().await;
-            assert_eq!(
-                count.0.load(Ordering::SeqCst),
-                5,
-                "each wake-up reaches the task"
-            );
+            assert_eq!(count.get(), 5, "each wake-up reaches the task");
 
             // On the I/O thread itself a relayed waker wakes its task at once.
             relayed.wake_by_ref();
-            assert_eq!(count.0.load(Ordering::SeqCst), 6);
+            assert_eq!(count.get(), 6);
         });
     }
 
     #[test]
     fn without_a_relay_the_task_waker_is_used() {
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let task = Waker::from(count);
+        let (_, task) = counting();
         let mut cache = RelayCache::default();
         assert!(cache.waker(&task).will_wake(&task));
     }

@@ -1,34 +1,22 @@
 //! Byte-class tables shared by the request and response sides.
 
-const fn build_tchar() -> [bool; 256] {
-    let mut t = [false; 256];
+/// A byte-class table: ASCII letters and digits, and `extra`.
+const fn alphanumeric_and(extra: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
     let mut i = 0;
-    while i < 256 {
-        let c = i as u8;
-        t[i] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
         i += 1;
     }
-    t
+    table
 }
 
-static TCHAR: [bool; 256] = build_tchar();
+static TCHAR: [bool; 256] = alphanumeric_and(b"!#$%&'*+-.^_`|~");
 
 /// RFC 9110 5.6.2 `tchar`.
 #[inline]
@@ -134,30 +122,4 @@ pub(crate) fn is_valid_authority(value: &[u8]) -> bool {
 
 /// Bytes of a reg-name or IPv4 address other than a pct-encoded triplet: unreserved and
 /// sub-delims (RFC 3986 3.2.2).
-const REG_NAME_BYTE: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-            );
-        b += 1;
-    }
-    table
-};
+const REG_NAME_BYTE: [bool; 256] = alphanumeric_and(b"-._~!$&'()*+,;=");
