@@ -508,8 +508,13 @@ impl Region {
     }
 }
 
+/// Regions unmapped so far: a thread's [`LastSeries`] from before an unmapping is stale (a
+/// new region may be mapped at the same address).
+static REGIONS_UNMAPPED: AtomicU64 = AtomicU64::new(0);
+
 impl Drop for Region {
     fn drop(&mut self) {
+        REGIONS_UNMAPPED.fetch_add(1, Ordering::Relaxed);
         // SAFETY: unmaps exactly what `new` mapped; no reference outlives self.
         unsafe {
             libc::munmap(self.ptr as *mut libc::c_void, self.len);
@@ -675,6 +680,65 @@ fn push_templated(key: &mut Key, path: &[u8], limit: usize) -> bool {
     true
 }
 
+/// The series the last request recorded on this thread went to, by its method, raw path and
+/// status. Series are never freed or moved, so the next request with the same three (a
+/// keep-alive client asking the same path again, as a rule) skips building its key and
+/// scanning the table for it.
+struct LastSeries {
+    /// `REGIONS_UNMAPPED` when it was recorded.
+    epoch: u64,
+    slot: *const Slot,
+    series: *const Series,
+    status: u16,
+    method: [u8; 8],
+    method_len: usize,
+    path: [u8; PATH_MAX],
+    path_len: usize,
+}
+
+impl LastSeries {
+    fn find<'a>(slot: &'a Slot, method: &[u8], path: &[u8], status: u16) -> Option<&'a Series> {
+        thread_local! {
+            static LAST: std::cell::RefCell<Option<LastSeries>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let cacheable = method.len() <= 8 && path.len() <= PATH_MAX;
+        let epoch = REGIONS_UNMAPPED.load(Ordering::Relaxed);
+        LAST.with(|last| {
+            let mut last = last.borrow_mut();
+            if let Some(hit) = last.as_ref().filter(|l| {
+                cacheable
+                    && l.epoch == epoch
+                    && std::ptr::eq(l.slot, slot)
+                    && l.status == status
+                    && l.method[..l.method_len] == *method
+                    && l.path[..l.path_len] == *path
+            }) {
+                // SAFETY: `series` points into `slot`'s table: the same region, not unmapped
+                // since (checked above), which never frees or moves a series.
+                return Some(unsafe { &*hit.series });
+            }
+            let series = slot.series_of(method, path, status)?;
+            if cacheable {
+                let mut entry = LastSeries {
+                    epoch,
+                    slot,
+                    series,
+                    status,
+                    method: [0; 8],
+                    method_len: method.len(),
+                    path: [0; PATH_MAX],
+                    path_len: path.len(),
+                };
+                entry.method[..method.len()].copy_from_slice(method);
+                entry.path[..path.len()].copy_from_slice(path);
+                *last = Some(entry);
+            }
+            Some(series)
+        })
+    }
+}
+
 /// The templated form of a path, as used for the histogram's `path` label.
 pub fn template_path(path: &[u8]) -> String {
     let mut key = Key {
@@ -753,12 +817,7 @@ impl Slot {
 
     /// Records one request's duration in the histogram.
     pub fn observe(&self, method: &[u8], path: &[u8], status: u16, elapsed: Duration) {
-        let key = series_key(method, Some(path), status);
-        let series = match self.find_series(&key, SERIES - OVERFLOW_RESERVE) {
-            Some(series) => Some(series),
-            None => self.find_series(&series_key(method, None, status), SERIES),
-        };
-        let Some(series) = series else {
+        let Some(series) = LastSeries::find(self, method, path, status) else {
             self.series_overflow.fetch_add(1, Ordering::Relaxed);
             return;
         };
@@ -769,6 +828,16 @@ impl Slot {
             .unwrap_or(BUCKETS_US.len());
         series.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         series.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// The series of a request: its own path's, else its method's `__other__` path, else
+    /// none (the table is full).
+    fn series_of(&self, method: &[u8], path: &[u8], status: u16) -> Option<&Series> {
+        let key = series_key(method, Some(path), status);
+        match self.find_series(&key, SERIES - OVERFLOW_RESERVE) {
+            Some(series) => Some(series),
+            None => self.find_series(&series_key(method, None, status), SERIES),
+        }
     }
 
     /// The series for `key` among the first `limit`, created if there is room.
@@ -1014,6 +1083,43 @@ mod tests {
         assert!(m
             .render()
             .contains("method=\"POST\",path=\"__other__\",status=\"5xx\""));
+    }
+
+    #[test]
+    fn repeated_requests_reach_their_own_series_through_the_thread_cache() {
+        let count = |text: &str, method: &str, path: &str, status: &str| -> u64 {
+            let prefix = format!(
+                "hyperion_request_duration_seconds_count{{worker_id=\"0\",method=\"{method}\",path=\"{path}\",status=\"{status}\"}} "
+            );
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .map_or(0, |n| n.parse().unwrap())
+        };
+        let m = Metrics::private();
+        let s = m.slot();
+        for (method, path, status) in [
+            (&b"GET"[..], &b"/a"[..], 200),
+            (b"GET", b"/a", 200),
+            (b"GET", b"/b", 200),
+            (b"GET", b"/a", 500),
+            (b"POST", b"/a", 200),
+            (b"GET", b"/a", 200),
+        ] {
+            s.observe(method, path, status, Duration::from_millis(1));
+        }
+        let text = m.render();
+        assert_eq!(count(&text, "GET", "/a", "2xx"), 3, "{text}");
+        assert_eq!(count(&text, "GET", "/b", "2xx"), 1);
+        assert_eq!(count(&text, "GET", "/a", "5xx"), 1);
+        assert_eq!(count(&text, "POST", "/a", "2xx"), 1);
+
+        // A region made after another was dropped (perhaps at the same address) starts empty
+        // and gets its own series.
+        drop(m);
+        let m = Metrics::private();
+        m.slot()
+            .observe(b"GET", b"/a", 200, Duration::from_millis(1));
+        assert_eq!(count(&m.render(), "GET", "/a", "2xx"), 1);
     }
 
     #[test]
