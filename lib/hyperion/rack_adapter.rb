@@ -15,7 +15,6 @@ module Hyperion
     RESPONSE_FINISHED = 'rack.response_finished'
     RACK_INPUT = 'rack.input'
     RACK_HIJACK = 'rack.hijack'
-    EARLY_HINTS = 'rack.early_hints'
     HIJACK_BUFFERED = 'hyperion.hijack_buffered'
 
     # Wraps a descriptor handed over by the engine in the matching Ruby socket class.

@@ -624,13 +624,8 @@ impl Key {
     }
 
     fn hash(&self) -> u64 {
-        // FNV-1a; 0 means "free" in the hash index, so it is never produced.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &b in self.as_bytes() {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h.max(1)
+        // 0 means "free" in the hash index, so it is never produced.
+        crate::routes::fnv1a(crate::routes::FNV_OFFSET, self.as_bytes()).max(1)
     }
 }
 

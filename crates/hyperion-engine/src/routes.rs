@@ -146,9 +146,9 @@ impl StaticResponse {
         let now = hyperion_http::http_date();
         let headers = {
             let mut dated = self.h2_dated.lock().unwrap_or_else(|e| e.into_inner());
-            if dated.0 != now || dated.1.is_empty() {
-                let mut headers = http::HeaderMap::with_capacity(self.h2_headers.len() + 1);
-                headers.clone_from(&self.h2_headers);
+            // (The first date, all zeros, never matches.)
+            if dated.0 != now {
+                let mut headers = self.h2_headers.clone();
                 headers.insert(http::header::DATE, crate::response::date_value());
                 *dated = (now, headers);
             }
@@ -266,18 +266,25 @@ struct PathHasher(u64);
 
 impl Default for PathHasher {
     fn default() -> PathHasher {
-        PathHasher(0xcbf2_9ce4_8422_2325)
+        PathHasher(FNV_OFFSET)
     }
+}
+
+/// FNV-1a's starting state.
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a: `state` (FNV_OFFSET to start) with `bytes` folded in.
+pub(crate) fn fnv1a(mut state: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        state ^= b as u64;
+        state = state.wrapping_mul(0x0100_0000_01b3);
+    }
+    state
 }
 
 impl Hasher for PathHasher {
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = self.0;
-        for &b in bytes {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
+        self.0 = fnv1a(self.0, bytes);
     }
 
     fn finish(&self) -> u64 {

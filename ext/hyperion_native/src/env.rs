@@ -193,29 +193,22 @@ const USUAL_FIELDS: &[&[u8]] = &[
     b"grpc-accept-encoding",
 ];
 
-/// The interned value of `bytes` from `table` (compared in `exact` case or in any case),
-/// if it is there.
-fn find(table: &[(&'static [u8], VALUE)], bytes: &[u8], exact: bool) -> Option<VALUE> {
-    table
-        .iter()
-        .find(|(known, _)| {
-            if exact {
-                *known == bytes
-            } else {
-                known.eq_ignore_ascii_case(bytes)
-            }
-        })
-        .map(|(_, v)| *v)
-}
-
 impl Interned {
     fn method(&self, method: &[u8]) -> VALUE {
-        find(&self.methods, method, true).unwrap_or_else(|| intern(method))
+        self.methods
+            .iter()
+            .find(|(known, _)| *known == method)
+            .map_or_else(|| intern(method), |(_, v)| *v)
     }
 
-    /// The env key of a field made once at load, when the field is one of [`USUAL_FIELDS`].
+    /// The env key of a field made once at load, when the field is one of [`USUAL_FIELDS`]
+    /// (in any case).
     fn usual_field(&self, name: &[u8]) -> Option<VALUE> {
-        find(self.fields.get(name.len())?, name, false)
+        self.fields
+            .get(name.len())?
+            .iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
     }
 }
 
@@ -401,7 +394,7 @@ const ENV_ROOM: usize = 31;
 /// (`rb_hash_dup`), which copies the table as it is, with the stored hash of every key: no
 /// key of the template is hashed again, and a request with the usual number of fields adds
 /// its own without the table growing.
-pub fn env_templates(entries: RHash) -> Result<RArray, Error> {
+pub fn env_templates(ruby: &Ruby, entries: RHash) -> Result<RArray, Error> {
     let k = INTERNED.get().expect("env::init runs at load");
     let mut base = Vec::with_capacity(entries.len() * 2 + 6);
     entries.foreach(|key: Value, value: Value| {
@@ -409,8 +402,8 @@ pub fn env_templates(entries: RHash) -> Result<RArray, Error> {
         base.push(value.as_raw());
         Ok(magnus::r_hash::ForEach::Continue)
     })?;
-    let ruby = Ruby::get().expect("called from Ruby");
     let templates = ruby.ary_new_capa(6);
+    // In the order `variant` indexes them.
     for scheme in [k.http, k.https] {
         for protocol in [k.http_1_0, k.http_1_1, k.http_2] {
             let mut pairs = base.clone();

@@ -497,22 +497,14 @@ fn metrics_add(ruby: &Ruby, id: usize, by: u64) -> Result<(), Error> {
 }
 
 /// Adds a Rack headers Hash to `head`: String values, or Arrays of Strings (one line each);
-/// `rack.*` keys are the server's business and skipped.
+/// `rack.*` keys are the server's business and skipped. Returns whether a `rack.hijack` field
+/// (a partial hijack) was among them.
 pub(crate) fn add_headers(
     ruby: &Ruby,
     head: &mut HeadBuilder,
     headers: RHash,
-) -> Result<(), Error> {
-    add_headers_noting_hijack(ruby, head, headers, &mut false)
-}
-
-/// Like [`add_headers`], setting `hijack` when a `rack.hijack` field is among them.
-fn add_headers_noting_hijack(
-    ruby: &Ruby,
-    head: &mut HeadBuilder,
-    headers: RHash,
-    hijack: &mut bool,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
+    let mut hijack = false;
     let mut failure: Option<Error> = None;
     headers.foreach(|name: Value, value: Value| {
         let Some(name) = RString::from_value(name) else {
@@ -525,7 +517,7 @@ fn add_headers_noting_hijack(
         // SAFETY: the bytes are copied into the head before any Ruby code can run.
         let name_bytes = unsafe { name.as_slice() };
         if name_bytes.starts_with(b"rack.") {
-            *hijack |= name_bytes == b"rack.hijack";
+            hijack |= name_bytes == b"rack.hijack";
             return Ok(magnus::r_hash::ForEach::Continue);
         }
         let result = if let Some(value) = RString::from_value(value) {
@@ -563,7 +555,7 @@ fn add_headers_noting_hijack(
     })?;
     match failure {
         Some(e) => Err(e),
-        None => Ok(()),
+        None => Ok(hijack),
     }
 }
 
@@ -692,11 +684,8 @@ impl RbExchange {
         if !plain || env::has_finish_callbacks(env) {
             return Ok(false);
         }
-        let mut hijack_header = false;
-        let head = guard(ruby, || {
-            let mut head = HeadBuilder::new(status.to_i64(), 256).map_err(|e| invalid(ruby, e))?;
-            add_headers_noting_hijack(ruby, &mut head, headers, &mut hijack_header)?;
-            Ok(head)
+        let (head, hijack_header) = guard(ruby, || {
+            Self::head_noting_hijack(ruby, status.to_i64(), headers)
         })?;
         if hijack_header {
             return Ok(false);
@@ -741,9 +730,18 @@ impl RbExchange {
     }
 
     fn head_from(ruby: &Ruby, status: i64, headers: RHash) -> Result<HeadBuilder, Error> {
+        Ok(Self::head_noting_hijack(ruby, status, headers)?.0)
+    }
+
+    /// The head, and whether the headers hold `rack.hijack` (a partial hijack).
+    fn head_noting_hijack(
+        ruby: &Ruby,
+        status: i64,
+        headers: RHash,
+    ) -> Result<(HeadBuilder, bool), Error> {
         let mut head = HeadBuilder::new(status, 256).map_err(|e| invalid(ruby, e))?;
-        add_headers(ruby, &mut head, headers)?;
-        Ok(head)
+        let hijack = add_headers(ruby, &mut head, headers)?;
+        Ok((head, hijack))
     }
 
     /// The whole response at once: an Array body becomes one write with the head.
