@@ -7,7 +7,8 @@ REQUEST_JSON: {"method": "POST", "path": "/x", "headers": [["name", "value"], ..
 "body": ["piece", ...], "reset": false, "open": false} (body pieces are Latin-1 text, each
 sent as its own DATA frame; the last one ends the stream; no body: HEADERS with END_STREAM;
 with "open" the body never ends while the response is read; with "reset" the body does not
-end either: the stream is reset with CANCEL after the pieces, and the script exits).
+end either: once a PING sent after the pieces is acknowledged, the stream is reset with
+CANCEL and the script exits).
 
 Prints one JSON object: status, headers, the response's DATA frames in order (Latin-1 text,
 with whether each carried END_STREAM), trailers (with END_STREAM), and a reset code if the
@@ -40,8 +41,18 @@ def main():
     for i, piece in enumerate(body):
         last = i == len(body) - 1 and not keep_open
         conn.send_data(sid, piece.encode("latin-1"), end_stream=last)
+    if reset:
+        # A PING after the request: its acknowledgement shows the server has taken the request
+        # in, so the reset reaches a stream the application is already reading.
+        conn.ping(b"takenin!")
     sock.sendall(conn.data_to_send())
     if reset:
+        acked = False
+        while not acked:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            acked = any(isinstance(e, h2.events.PingAckReceived) for e in conn.receive_data(chunk))
         conn.reset_stream(sid, error_code=8)
         sock.sendall(conn.data_to_send())
         sock.recv(65536)

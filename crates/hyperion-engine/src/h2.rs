@@ -1,32 +1,33 @@
-//! HTTP/2 connections, with the `h2` crate on the I/O thread's tokio runtime.
+//! HTTP/2 connections on the I/O thread's tokio runtime, with the protocol kept by
+//! `hyperion_h2` (frames, HPACK, stream states and flow control, without I/O).
 //!
 //! [`serve`] runs one connection over any byte stream: a plain socket whose first bytes were
 //! the connection preface (h2c with prior knowledge), or a TLS stream that negotiated `h2` by
-//! ALPN. Each stream becomes an ordinary [`crate::Exchange`]: its pseudo-headers and headers are
-//! rewritten as an HTTP/1.1 head and parsed by `hyperion_http`, so routing, limits and the Rack
-//! env are built by the same code as for HTTP/1.1 (the exchange is marked
-//! [`Protocol::Http2`]). Static routes and page-cache hits are answered on the connection task
-//! itself from a prebuilt header map and a shared body. Every other stream becomes a future
-//! that reads the request body (with flow control), hands the exchange to the application
-//! threads and writes the response messages that come back; the connection task drives these
-//! futures alongside the connection, so a slow handler never holds up the other streams, and
-//! the responses that arrived while the I/O thread was busy leave together in one write.
+//! ALPN. The connection task reads, hands the bytes to the protocol state, answers what can
+//! be answered at once and writes everything queued in one write. Each stream becomes an
+//! ordinary [`crate::Exchange`]: its pseudo-headers and headers are rewritten as an HTTP/1.1
+//! head and parsed by `hyperion_http`, so routing, limits and the Rack env are built by the
+//! same code as for HTTP/1.1 (the exchange is marked [`Protocol::Http2`]). Static routes and
+//! page-cache hits are answered on the connection task itself from a prebuilt header block
+//! and a shared body. Every other stream becomes a future that reads the request body (with
+//! flow control), hands the exchange to the application threads and writes the response
+//! messages that come back; the connection task drives these futures alongside its socket,
+//! so a slow handler never holds up the other streams, and the responses that arrived while
+//! the I/O thread was busy leave together in one write.
 
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use ::h2::server::{Builder, SendResponse};
-use ::h2::{Reason, RecvStream, SendStream};
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use hyperion_h2::{ConnError, Connection, Event, Reason, RequestHead};
 use hyperion_http::{parse_request_head, HeadStatus};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 
 use crate::body::{BodyBuffer, SPILL_CHUNK};
@@ -38,24 +39,14 @@ use crate::response::{date_value, ResponseMsg};
 use crate::routes::StaticResponse;
 use crate::stats::bump;
 
-/// The client connection preface (RFC 9113 3.4).
-pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// Streams a client may reset before the server has accepted them (rapid reset); past it the
-/// connection ends with GOAWAY ENHANCE_YOUR_CALM.
-const MAX_PENDING_ACCEPT_RESETS: usize = 50;
-/// Streams the server may reset because of client errors before the connection ends.
-const MAX_LOCAL_ERROR_RESETS: usize = 256;
-/// SETTINGS and PING frames (not acknowledgements) a client may send per second.
-const MAX_CONTROL_FRAMES_PER_SECOND: u32 = 200;
-/// CONTINUATION frames in one header block.
-const MAX_CONTINUATIONS: u32 = 64;
-/// Response bytes the h2 crate may buffer per stream beyond what the client can receive.
-const SEND_BUFFER: usize = 256 * 1024;
-/// While a connection drains (GOAWAY sent), how often it looks whether any stream is left.
+/// What an h2c client sends first.
+pub(crate) const PREFACE: &[u8] = hyperion_h2::PREFACE;
+/// How often a draining connection checks whether its streams are done.
 const DRAIN_CHECK: Duration = Duration::from_secs(1);
-/// After an abuse defence trips: how long the GOAWAY gets to leave before the socket closes.
+/// How long the last frames (GOAWAY) get to leave before the socket closes.
 const GOAWAY_FLUSH: Duration = Duration::from_secs(1);
+/// Room kept free in the read buffer before each read.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// Whether `buf` (the first bytes of a plain connection) is, or may still become, the HTTP/2
 /// connection preface: `Some(true)` complete, `Some(false)` a prefix of it, `None` not h2c.
@@ -67,8 +58,8 @@ pub(crate) fn preface_state(buf: &[u8]) -> Option<bool> {
     Some(n == PREFACE.len())
 }
 
-/// A thread with a tokio runtime for HTTP/2 connections the io_uring loop recognised: the
-/// h2 crate needs tokio I/O. Started on first use; ends when the engine has stopped.
+/// A thread with a tokio runtime for HTTP/2 connections the io_uring loop recognised: HTTP/2
+/// connections are served by tokio tasks. Started on first use; ends when the engine has stopped.
 pub(crate) struct Runtime {
     handle: tokio::runtime::Handle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -160,6 +151,66 @@ pub(crate) fn hand_off(
     });
 }
 
+/// The protocol state of one connection, shared by its task and its streams' futures (all
+/// polled by that one task, so the lock is never contended).
+#[derive(Clone)]
+struct Core(Arc<Mutex<Connection>>);
+
+impl Core {
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One stream, as its future sees it.
+struct StreamRef {
+    core: Core,
+    id: u32,
+}
+
+impl StreamRef {
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.core.lock()
+    }
+
+    fn send_head(&self, head: &http::Response<()>, end: bool) -> Result<(), Stop> {
+        self.lock()
+            .send_headers(
+                self.id,
+                head.status().as_u16(),
+                fields_of(head.headers()),
+                end,
+            )
+            .map_err(|_| Stop::Gone)
+    }
+
+    fn reset(&self, reason: Reason) {
+        self.lock().reset(self.id, reason);
+    }
+
+    /// Ready once the client reset the stream or the connection ended.
+    async fn gone(&self) {
+        poll_fn(|cx| self.lock().poll_gone(self.id, cx)).await
+    }
+}
+
+fn fields_of(map: &http::HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
+    map.iter()
+        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
+}
+
+fn protocol_config(shared: &Shared) -> hyperion_h2::Config {
+    let h2 = &shared.config.h2;
+    hyperion_h2::Config {
+        max_concurrent_streams: h2.max_concurrent_streams,
+        initial_window_size: h2.initial_window_size,
+        connection_window_size: h2.initial_window_size.max(1 << 20),
+        max_frame_size: h2.max_frame_size,
+        max_header_list_size: h2.max_header_list_size,
+        ..hyperion_h2::Config::default()
+    }
+}
+
 /// Serves one HTTP/2 connection until it closes.
 ///
 /// `io` is the connection's byte stream (a socket, or a TLS stream after ALPN chose `h2`);
@@ -167,7 +218,7 @@ pub(crate) fn hand_off(
 /// empty). The connection counts as open for the engine's graceful stop for as long as the
 /// caller's own bookkeeping says so; on stop it sends GOAWAY and lets its streams finish.
 pub(crate) async fn serve<S>(
-    io: S,
+    mut io: S,
     prefix: Bytes,
     peer: Peer,
     shared: Arc<Shared>,
@@ -176,102 +227,112 @@ pub(crate) async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     bump(&shared.stats.h2_connections);
-    let config = &shared.config.h2;
-    let tripped = Arc::new(Notify::new());
-    let io = Metered {
-        io,
-        prefix,
-        meter: Meter::new(shared.clone(), tripped.clone()),
-    };
-    let mut builder = Builder::new();
-    builder
-        .max_concurrent_streams(config.max_concurrent_streams)
-        .initial_window_size(config.initial_window_size)
-        .initial_connection_window_size(config.initial_window_size.max(1 << 20))
-        .max_frame_size(config.max_frame_size)
-        .max_header_list_size(config.max_header_list_size)
-        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESETS)
-        .max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
-        .max_send_buffer_size(SEND_BUFFER);
-    let handshake = timeout(
-        shared.config.request_read_timeout,
-        builder.handshake::<_, Bytes>(io),
-    );
-    let mut conn = match handshake.await {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => {
-            count_error(&shared, &e);
-            return;
-        }
-        Err(_) => return,
-    };
-
+    let core = Core(Arc::new(Mutex::new(Connection::new(protocol_config(
+        &shared,
+    )))));
+    let write_timeout = shared.config.write_timeout;
+    let mut buf = BytesMut::with_capacity(READ_CHUNK.max(prefix.len()));
+    buf.extend_from_slice(&prefix);
+    let mut out: Vec<u8> = Vec::new();
     let mut phase = shared.phase.subscribe();
     let mut draining = false;
     let idle = shared.config.idle_keepalive;
     let mut last_stream = tokio::time::Instant::now();
-    let idle_timer = tokio::time::sleep(idle);
+    // Until the client's preface and SETTINGS are in, the read timeout bounds the wait.
+    let mut handshaken = false;
+    let idle_timer = tokio::time::sleep(shared.config.request_read_timeout);
     tokio::pin!(idle_timer);
-    let tripped = tripped.notified();
-    tokio::pin!(tripped);
-    // Static answers wait here while more streams are taken in, so a burst of requests is
-    // answered in one write rather than one write per stream.
-    let mut inline: Vec<Inline> = Vec::new();
     // The streams waiting on a request body or on the application threads. Response
-    // messages wake this task once, however many arrive before it runs (the set's own waker
-    // is spent by the first); the streams it completes are all queued in the connection
-    // before the connection is polled to write.
+    // messages wake this task once, however many arrive before it runs; what the streams
+    // queue in the meantime leaves in one write.
     let mut streams: FuturesUnordered<StreamTask> = FuturesUnordered::new();
+    let mut closing = false;
     loop {
         if !draining && *phase.borrow_and_update() != Phase::Running {
             draining = true;
-            conn.graceful_shutdown();
+            core.lock().go_away();
             idle_timer
                 .as_mut()
                 .reset(tokio::time::Instant::now() + DRAIN_CHECK);
         }
+        let done = {
+            let mut conn = core.lock();
+            if !buf.is_empty() && !closing {
+                if let Err(e) = conn.recv(&mut buf, Instant::now()) {
+                    count_error(&shared, e);
+                    closing = true;
+                }
+                let resets = conn.take_resets_received();
+                if resets > 0 {
+                    shared
+                        .stats
+                        .h2_streams_reset
+                        .fetch_add(resets as u64, Ordering::Relaxed);
+                }
+                if !handshaken && conn.is_open() {
+                    handshaken = true;
+                    idle_timer
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + idle);
+                }
+                let mut took = false;
+                while let Some(event) = conn.next_event() {
+                    took = true;
+                    let at = Taken {
+                        shared: &shared,
+                        core: &core,
+                        peer,
+                        listener: &listener,
+                        streams: &mut streams,
+                    };
+                    on_event(at, &mut conn, event);
+                }
+                if took {
+                    last_stream = tokio::time::Instant::now();
+                }
+            }
+            std::mem::swap(conn.output(), &mut out);
+            closing || conn.is_done()
+        };
+        if !out.is_empty() {
+            let limit = if done { GOAWAY_FLUSH } else { write_timeout };
+            let written = timeout(limit, async {
+                io.write_all(&out).await?;
+                io.flush().await
+            })
+            .await;
+            out.clear();
+            if !matches!(written, Ok(Ok(()))) {
+                break;
+            }
+            core.lock().flushed();
+            continue;
+        }
+        if done {
+            break;
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
         tokio::select! {
             biased;
-            _ = poll_fn(|cx| drive(&mut streams, cx)), if !streams.is_empty() => {}
-            next = conn.accept() => {
-                let mut next = Poll::Ready(next);
-                let mut closed = false;
-                while let Poll::Ready(item) = next {
-                    match item {
-                        Some(Ok((request, respond))) => {
-                            let pending = Pending { inline: &mut inline, streams: &mut streams };
-                            on_stream(&shared, request, respond, peer, &listener, pending);
-                        }
-                        Some(Err(e)) => {
-                            count_error(&shared, &e);
-                            closed = true;
-                            break;
-                        }
-                        None => {
-                            closed = true;
-                            break;
-                        }
-                    }
-                    next = poll_fn(|cx| Poll::Ready(conn.poll_accept(cx))).await;
-                }
-                last_stream = tokio::time::Instant::now();
-                for Inline { mut respond, response, head_only, mut report } in inline.drain(..) {
-                    send_static(&mut respond, &response, head_only, &mut report);
-                }
-                if closed {
-                    // Whatever was queued still goes out before the socket closes.
-                    let _ = timeout(GOAWAY_FLUSH, poll_fn(|cx| conn.poll_closed(cx))).await;
+            _ = poll_fn(|cx| drive(&mut streams, &core, cx)), if !streams.is_empty() => {}
+            read = io.read_buf(&mut buf) => {
+                if !matches!(read, Ok(n) if n > 0) {
                     break;
                 }
             }
             _ = phase.changed(), if !draining => {}
             _ = &mut idle_timer => {
                 let now = tokio::time::Instant::now();
+                let mut conn = core.lock();
+                if !handshaken {
+                    break;
+                }
                 if draining {
                     // GOAWAY is out; once no stream is left the connection has nothing more
                     // to say, even if the client never acknowledges the shutdown.
                     if !conn.has_streams() {
-                        let _ = timeout(GOAWAY_FLUSH, poll_fn(|cx| conn.poll_closed(cx))).await;
                         break;
                     }
                     idle_timer.as_mut().reset(now + DRAIN_CHECK);
@@ -281,22 +342,16 @@ pub(crate) async fn serve<S>(
                     idle_timer.as_mut().reset(last_stream + idle);
                 } else {
                     draining = true;
-                    conn.graceful_shutdown();
+                    conn.go_away();
                     idle_timer.as_mut().reset(now + DRAIN_CHECK);
                 }
             }
-            _ = &mut tripped => {
-                bump(&shared.stats.h2_abuse);
-                conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
-                let _ = timeout(GOAWAY_FLUSH, poll_fn(|cx| conn.poll_closed(cx))).await;
-                break;
-            }
         }
     }
-    // Streams still open learn from the h2 crate, as the connection is dropped, that it is
-    // gone; they get a moment to pass that on (a reader waiting for request body learns of
-    // the reset, an application thread that its response has nowhere to go).
-    drop(conn);
+    // Streams still open learn that the connection is gone; they get a moment to pass that
+    // on (a reader waiting for request body learns of the reset, an application thread that
+    // its response has nowhere to go).
+    core.lock().abort(Reason::NO_ERROR);
     let _ = timeout(GOAWAY_FLUSH, async {
         while streams.next().await.is_some() {}
     })
@@ -307,40 +362,51 @@ pub(crate) async fn serve<S>(
 /// and writing it.
 type StreamTask = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
-/// Polls the connection's streams until none can make progress; ready once at least one has
-/// finished (the connection then runs again and writes what they queued), pending otherwise.
-fn drive(streams: &mut FuturesUnordered<StreamTask>, cx: &mut Context<'_>) -> Poll<()> {
+/// Polls the connection's streams until none can make progress; ready once one has finished
+/// or output is waiting to be written, pending otherwise.
+fn drive(
+    streams: &mut FuturesUnordered<StreamTask>,
+    core: &Core,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
     let mut finished = false;
     loop {
         match streams.poll_next_unpin(cx) {
             Poll::Ready(Some(())) => finished = true,
             Poll::Ready(None) => return Poll::Ready(()),
-            Poll::Pending if finished => return Poll::Ready(()),
-            Poll::Pending => return Poll::Pending,
+            Poll::Pending => break,
         }
+    }
+    if finished || !core.lock().output().is_empty() {
+        Poll::Ready(())
+    } else {
+        Poll::Pending
     }
 }
 
-/// Where `on_stream` leaves what the connection task finishes after taking in a burst of
-/// streams: static answers to send, and stream futures to drive.
-struct Pending<'a> {
-    inline: &'a mut Vec<Inline>,
+fn count_error(shared: &Shared, e: ConnError) {
+    if e.is_abuse() {
+        bump(&shared.stats.h2_abuse);
+    } else if e.reason != Reason::NO_ERROR {
+        bump(&shared.stats.h2_protocol_errors);
+    }
+}
+
+/// What the handling of a new stream needs from its connection.
+struct Taken<'a> {
+    shared: &'a Arc<Shared>,
+    core: &'a Core,
+    peer: Peer,
+    listener: &'a Arc<ListenerInfo>,
     streams: &'a mut FuturesUnordered<StreamTask>,
 }
 
-/// A static answer held back until the streams already received are taken in.
-struct Inline {
-    respond: SendResponse<Bytes>,
-    response: Arc<StaticResponse>,
-    head_only: bool,
-    report: Report,
-}
-
-fn count_error(shared: &Shared, e: &::h2::Error) {
-    match e.reason() {
-        Some(Reason::ENHANCE_YOUR_CALM) => bump(&shared.stats.h2_abuse),
-        Some(Reason::NO_ERROR) | None => {}
-        Some(_) => bump(&shared.stats.h2_protocol_errors),
+impl Taken<'_> {
+    fn stream(&self, id: u32) -> StreamRef {
+        StreamRef {
+            core: self.core.clone(),
+            id,
+        }
     }
 }
 
@@ -369,9 +435,10 @@ impl Drop for StreamSlot {
 /// body bytes handed to the connection (HPACK-coded heads are not counted).
 struct Report {
     shared: Arc<Shared>,
-    method: http::Method,
-    uri: http::Uri,
-    request_id: Option<http::HeaderValue>,
+    /// The method, then the path without its query.
+    target: Vec<u8>,
+    method_len: usize,
+    request_id: Option<Vec<u8>>,
     peer: Peer,
     started: Instant,
     status: u16,
@@ -379,17 +446,22 @@ struct Report {
 }
 
 impl Report {
-    fn new(shared: &Arc<Shared>, parts: &http::request::Parts, peer: Peer) -> Report {
+    fn new(shared: &Arc<Shared>, head: &RequestHead, peer: Peer) -> Report {
         crate::observe::request_started(shared);
         let request_id = if shared.config.log.access_log {
-            parts.headers.get("x-request-id").cloned()
+            head.field(b"x-request-id").map(|v| v.to_vec())
         } else {
             None
         };
+        let method = head.method();
+        let path = path_of(head);
+        let mut target = Vec::with_capacity(method.len() + path.len());
+        target.extend_from_slice(method);
+        target.extend_from_slice(path);
         Report {
             shared: shared.clone(),
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
+            target,
+            method_len: method.len(),
             request_id,
             peer,
             started: Instant::now(),
@@ -406,144 +478,157 @@ impl Report {
 
 impl Drop for Report {
     fn drop(&mut self) {
-        let path = match self.uri.path() {
-            "" => "/",
-            path => path,
-        };
+        let (method, path) = self.target.split_at(self.method_len);
         crate::observe::request_completed(
             &self.shared,
             crate::observe::Completion {
-                method: self.method.as_str().as_bytes(),
-                path: path.as_bytes(),
+                method,
+                path,
                 status: self.status,
                 bytes: self.bytes,
                 started: self.started,
                 peer: self.peer,
                 version: "HTTP/2",
-                request_id: self.request_id.as_ref().map(|v| v.as_bytes()),
+                request_id: self.request_id.as_deref(),
             },
         );
     }
 }
 
-/// A new stream: refuse it, answer it inline (static routes), or start its future.
-fn on_stream(
-    shared: &Arc<Shared>,
-    request: http::Request<RecvStream>,
-    mut respond: SendResponse<Bytes>,
-    peer: Peer,
-    listener: &Arc<ListenerInfo>,
-    pending: Pending<'_>,
-) {
+/// The request's path without its query; "/" when empty.
+fn path_of(head: &RequestHead) -> &[u8] {
+    let path = head.path();
+    let path = match memchr_question(path) {
+        Some(at) => &path[..at],
+        None => path,
+    };
+    if path.is_empty() {
+        b"/"
+    } else {
+        path
+    }
+}
+
+fn memchr_question(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'?')
+}
+
+fn on_event(at: Taken<'_>, conn: &mut Connection, event: Event) {
+    match event {
+        Event::TooLarge { stream } => {
+            bump(&at.shared.stats.h2_streams);
+            rejected(at.shared, at.peer, 431, "head_too_large");
+            let (head, body) = simple_response(431, &[]);
+            respond_now(&at, conn, stream, &head, body);
+        }
+        Event::Request {
+            stream,
+            head,
+            end_stream,
+        } => on_request(at, conn, stream, head, end_stream),
+    }
+}
+
+/// A new stream: refuse it, answer it at once (static routes), or start its future.
+fn on_request(at: Taken<'_>, conn: &mut Connection, id: u32, head: RequestHead, end_stream: bool) {
+    let shared = at.shared;
+    let peer = at.peer;
     bump(&shared.stats.h2_streams);
-    let (parts, recv) = request.into_parts();
-    let mut report = Report::new(shared, &parts, peer);
-    if recv.is_end_stream() {
-        let path = parts.uri.path();
-        let path = if path.is_empty() { "/" } else { path };
-        if let Some((response, head_only)) =
-            static_hit(shared, parts.method.as_str().as_bytes(), path.as_bytes())
-        {
-            pending.inline.push(Inline {
-                respond,
-                response,
-                head_only,
-                report,
-            });
+    if end_stream {
+        if let Some((response, head_only)) = static_hit(shared, head.method(), path_of(&head)) {
+            let report = Report::new(shared, &head, peer);
+            send_static(&at, conn, id, &response, head_only, report);
             return;
         }
     }
+    let mut report = Report::new(shared, &head, peer);
     let Some(slot) = StreamSlot::take(shared) else {
         bump(&shared.stats.h2_streams_refused);
-        respond.send_reset(Reason::REFUSED_STREAM);
+        conn.reset(id, Reason::REFUSED_STREAM);
         return;
     };
-    let https = parts.uri.scheme_str() == Some("https");
-    let head_bytes = Bytes::from(http1_head(&parts));
-    let head = match parse_request_head(&head_bytes, &shared.config.limits) {
+    let https = head.scheme() == b"https";
+    let streams_body = streams_body(&head);
+    let head_bytes = Bytes::from(http1_head(&head));
+    let parsed = match parse_request_head(&head_bytes, &shared.config.limits) {
         Ok(HeadStatus::Complete { head, .. }) => head,
         Ok(HeadStatus::Partial) => {
             rejected(shared, peer, 400, "bad_request");
-            send_simple(&mut respond, 400, &[], &mut report);
+            answer_simple(&at, conn, id, 400, report);
             return;
         }
         Err(e) => {
             bump(&shared.stats.parse_errors);
             let status = e.status();
             rejected(shared, peer, status, e.reason());
-            send_simple(&mut respond, status, &[], &mut report);
+            answer_simple(&at, conn, id, status, report);
             return;
         }
     };
     let protocol = Protocol::Http2 { https };
-    if recv.is_end_stream() {
+    if end_stream {
         let request = Request {
-            head,
+            head: parsed,
             head_bytes,
             body: Body::Memory(Vec::new()),
             trailers: Vec::new(),
             protocol,
         };
-        match dispatch(shared, request, peer, listener) {
+        match dispatch(shared, request, peer, at.listener) {
             Dispatched::Static {
                 response,
                 head_only,
                 ..
-            } => send_static(&mut respond, &response, head_only, &mut report),
+            } => send_static(&at, conn, id, &response, head_only, report),
             Dispatched::Queued(rx) => {
                 let shared = shared.clone();
-                pending.streams.push(Box::pin(async move {
-                    write_stream(&shared, respond, rx, &mut report).await;
+                let stream = at.stream(id);
+                at.streams.push(Box::pin(async move {
+                    write_stream(&shared, &stream, rx, &mut report).await;
                     drop(report);
                     drop(slot);
                 }));
             }
-            Dispatched::Answered { bytes, .. } => send_answer(&mut respond, &bytes, &mut report),
+            Dispatched::Answered { bytes, .. } => {
+                let (head, body) = answer_response(&bytes);
+                report.answered(head.status().as_u16(), body.len());
+                respond_now(&at, conn, id, &head, body);
+            }
         }
         return;
     }
-    let declared = head.framing;
-    if streams_body(&parts) {
-        stream_exchange(
-            shared,
-            head,
-            head_bytes,
-            protocol,
-            recv,
-            respond,
-            report,
-            slot,
-            peer,
-            listener,
-            pending.streams,
-        );
+    let declared = parsed.framing;
+    if streams_body {
+        stream_exchange(at, conn, id, parsed, head_bytes, protocol, report, slot);
         return;
     }
     let shared = shared.clone();
-    let listener = listener.clone();
-    pending.streams.push(Box::pin(async move {
-        let (body, trailers) = match read_body(&shared, recv, declared).await {
+    let listener = at.listener.clone();
+    let stream = at.stream(id);
+    at.streams.push(Box::pin(async move {
+        let write_timeout = shared.config.write_timeout;
+        let (body, trailers) = match read_body(&shared, &stream, declared).await {
             Ok(body) => body,
             Err(BodyError::TooLarge) => {
                 rejected(&shared, peer, 413, "body_too_large");
-                send_simple(&mut respond, 413, &[], &mut report);
+                respond_simple(&stream, 413, &mut report, write_timeout).await;
                 return;
             }
             Err(BodyError::Timeout) => {
                 bump(&shared.stats.read_timeouts);
                 rejected(&shared, peer, 408, "read_timeout");
-                send_simple(&mut respond, 408, &[], &mut report);
+                respond_simple(&stream, 408, &mut report, write_timeout).await;
                 return;
             }
             Err(BodyError::Store(e)) => {
                 let _ = crate::dispatch::internal_error_response(&shared, e);
-                send_simple(&mut respond, 500, &[], &mut report);
+                respond_simple(&stream, 500, &mut report, write_timeout).await;
                 return;
             }
             Err(BodyError::Reset) => return,
         };
         let request = Request {
-            head,
+            head: parsed,
             head_bytes,
             body,
             trailers,
@@ -554,9 +639,28 @@ fn on_stream(
                 response,
                 head_only,
                 ..
-            } => send_static(&mut respond, &response, head_only, &mut report),
-            Dispatched::Queued(rx) => write_stream(&shared, respond, rx, &mut report).await,
-            Dispatched::Answered { bytes, .. } => send_answer(&mut respond, &bytes, &mut report),
+            } => {
+                let body = if head_only {
+                    Bytes::new()
+                } else {
+                    response.body_bytes()
+                };
+                report.answered(response.status(), body.len());
+                let block = response.h2_block();
+                let sent = stream
+                    .lock()
+                    .send_block(id, &block, body.is_empty())
+                    .map_err(|_| Stop::Gone);
+                if sent.is_ok() && !body.is_empty() {
+                    let _ = send_data(&stream, body, true, write_timeout).await;
+                }
+            }
+            Dispatched::Queued(rx) => write_stream(&shared, &stream, rx, &mut report).await,
+            Dispatched::Answered { bytes, .. } => {
+                let (head, body) = answer_response(&bytes);
+                report.answered(head.status().as_u16(), body.len());
+                let _ = respond(&stream, &head, body, write_timeout).await;
+            }
         }
         drop(report);
         drop(slot);
@@ -566,39 +670,33 @@ fn on_stream(
 /// Whether the application reads this request's body while it arrives instead of after it
 /// has been read whole: gRPC (`application/grpc`, `application/grpc+proto`, ...), whose client
 /// and bidirectional streams are open-ended message sequences.
-fn streams_body(parts: &http::request::Parts) -> bool {
-    parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .map(|v| v.as_bytes())
-        .is_some_and(|ct| {
-            ct.len() >= 16
-                && ct[..16].eq_ignore_ascii_case(b"application/grpc")
-                && matches!(ct.get(16), None | Some(b'+' | b';'))
-        })
+fn streams_body(head: &RequestHead) -> bool {
+    head.field(b"content-type").is_some_and(|ct| {
+        ct.len() >= 16
+            && ct[..16].eq_ignore_ascii_case(b"application/grpc")
+            && matches!(ct.get(16), None | Some(b'+' | b';'))
+    })
 }
 
 /// A request whose body the application reads as it arrives: dispatched at once, with the
 /// stream's future feeding DATA to the reader while it writes the response.
 #[allow(clippy::too_many_arguments)]
 fn stream_exchange(
-    shared: &Arc<Shared>,
+    at: Taken<'_>,
+    conn: &mut Connection,
+    id: u32,
     head: hyperion_http::RequestHead,
     head_bytes: Bytes,
     protocol: Protocol,
-    recv: RecvStream,
-    mut respond: SendResponse<Bytes>,
     mut report: Report,
     slot: StreamSlot,
-    peer: Peer,
-    listener: &Arc<ListenerInfo>,
-    streams: &mut FuturesUnordered<StreamTask>,
 ) {
+    let shared = at.shared;
     let max = shared.config.limits.max_body_bytes;
     if let hyperion_http::BodyFraming::Length(n) = head.framing {
         if n > max {
-            rejected(shared, peer, 413, "body_too_large");
-            send_simple(&mut respond, 413, &[], &mut report);
+            rejected(shared, at.peer, 413, "body_too_large");
+            answer_simple(&at, conn, id, 413, report);
             return;
         }
     }
@@ -610,19 +708,24 @@ fn stream_exchange(
         trailers: Vec::new(),
         protocol,
     };
-    match dispatch(shared, request, peer, listener) {
+    match dispatch(shared, request, at.peer, at.listener) {
         Dispatched::Static {
             response,
             head_only,
             ..
-        } => send_static(&mut respond, &response, head_only, &mut report),
-        Dispatched::Answered { bytes, .. } => send_answer(&mut respond, &bytes, &mut report),
+        } => send_static(&at, conn, id, &response, head_only, report),
+        Dispatched::Answered { bytes, .. } => {
+            let (head, body) = answer_response(&bytes);
+            report.answered(head.status().as_u16(), body.len());
+            respond_now(&at, conn, id, &head, body);
+        }
         Dispatched::Queued(rx) => {
             let shared = shared.clone();
-            streams.push(Box::pin(async move {
+            let stream = at.stream(id);
+            at.streams.push(Box::pin(async move {
                 {
-                    let writer = write_stream(&shared, respond, rx, &mut report);
-                    let feeder = feed_body(feed, recv, max);
+                    let writer = write_stream(&shared, &stream, rx, &mut report);
+                    let feeder = feed_body(feed, &stream, max);
                     tokio::pin!(writer, feeder);
                     let mut feeding = true;
                     loop {
@@ -649,7 +752,7 @@ fn stream_exchange(
 /// Moves a streamed request body's DATA to its reader, giving flow-control window back only
 /// as the reader takes the bytes, until END_STREAM, a reset, `max` bytes, or the reader
 /// closing the body.
-async fn feed_body(feed: crate::input::BodyFeed, mut recv: RecvStream, max: u64) {
+async fn feed_body(feed: crate::input::BodyFeed, stream: &StreamRef, max: u64) {
     use crate::input::InputError;
     let mut total: u64 = 0;
     // Bytes received and not yet given back as window.
@@ -659,13 +762,13 @@ async fn feed_body(feed: crate::input::BodyFeed, mut recv: RecvStream, max: u64)
         if taken > 0 {
             let n = taken.min(held);
             held -= n;
-            let _ = recv.flow_control().release_capacity(n);
+            stream.lock().release(stream.id, n as u32);
         }
         if gone {
             return;
         }
         tokio::select! {
-            next = poll_fn(|cx| recv.poll_data(cx)) => match next {
+            next = poll_fn(|cx| stream.lock().poll_data(stream.id, cx)) => match next {
                 None => break,
                 Some(Err(_)) => {
                     feed.end(Err(InputError::Reset));
@@ -689,39 +792,44 @@ async fn feed_body(feed: crate::input::BodyFeed, mut recv: RecvStream, max: u64)
     // Everything has arrived: what the reader has not taken yet no longer needs to hold the
     // connection's window. (Request trailers are not delivered for a streamed body.)
     if held > 0 {
-        let _ = recv.flow_control().release_capacity(held);
+        stream.lock().release(stream.id, held as u32);
     }
     feed.end(Ok(()));
 }
 
 /// The request as an HTTP/1.1 head: `:method`, `:path`, `host` from `:authority`, then the
-/// fields. The h2 crate has already refused malformed pseudo-headers and connection-specific
-/// fields (RFC 9113 8.2.2, 8.3.1), and its field values can hold no CR, LF or NUL.
-fn http1_head(parts: &http::request::Parts) -> Vec<u8> {
-    let target = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .filter(|p| !p.is_empty())
-        .unwrap_or("/");
-    let mut out = Vec::with_capacity(64 + target.len() + parts.headers.len() * 32);
-    out.extend_from_slice(parts.method.as_str().as_bytes());
+/// fields. The protocol layer has already refused malformed pseudo-headers, connection-specific
+/// fields and names that are not lowercase tokens (RFC 9113 8.2, 8.3.1), and values holding
+/// CR, LF or NUL.
+fn http1_head(head: &RequestHead) -> Vec<u8> {
+    let target = match head.path() {
+        b"" => &b"/"[..],
+        path => path,
+    };
+    let authority = head.authority();
+    let host_field = if authority.is_none() {
+        head.field(b"host")
+    } else {
+        None
+    };
+    let fields_len: usize = head.fields().map(|(n, v)| n.len() + v.len() + 4).sum();
+    let mut out =
+        Vec::with_capacity(32 + target.len() + fields_len + authority.map_or(0, |a| a.len()));
+    out.extend_from_slice(head.method());
     out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(target);
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     // `:authority` wins over a Host field (RFC 9113 8.3.1); without either the host is empty
     // and the env falls back to the listener's name.
-    let authority = parts.uri.authority().map(|a| a.as_str().as_bytes());
-    let host = authority.or_else(|| parts.headers.get(http::header::HOST).map(|v| v.as_bytes()));
-    out.extend_from_slice(host.unwrap_or(b""));
+    out.extend_from_slice(authority.or(host_field).unwrap_or(b""));
     out.extend_from_slice(b"\r\n");
-    for (name, value) in &parts.headers {
-        if name == http::header::HOST {
+    for (name, value) in head.fields() {
+        if name == b"host" {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(name);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
@@ -737,11 +845,11 @@ enum BodyError {
 
 type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// Reads a request body like HTTP/1.1 does (memory, then a temp file), releasing flow-control
-/// capacity as each DATA frame is stored, so the client can send at the pace we take it in.
+/// Reads a request body like HTTP/1.1 does (memory, then a temp file), giving flow-control
+/// window back as each DATA frame is stored, so the client can send at the pace we take it in.
 async fn read_body(
     shared: &Shared,
-    mut recv: RecvStream,
+    stream: &StreamRef,
     declared: hyperion_http::BodyFraming,
 ) -> Result<(Body, Fields), BodyError> {
     let max = shared.config.limits.max_body_bytes;
@@ -754,7 +862,11 @@ async fn read_body(
     let mut total: u64 = 0;
     let read_timeout = shared.config.request_read_timeout;
     loop {
-        let next = timeout(read_timeout, poll_fn(|cx| recv.poll_data(cx))).await;
+        let next = timeout(
+            read_timeout,
+            poll_fn(|cx| stream.lock().poll_data(stream.id, cx)),
+        )
+        .await;
         let chunk = match next {
             Err(_) => return Err(BodyError::Timeout),
             Ok(None) => break,
@@ -766,47 +878,107 @@ async fn read_body(
             return Err(BodyError::TooLarge);
         }
         body.extend(&chunk).map_err(BodyError::Store)?;
-        let _ = recv.flow_control().release_capacity(chunk.len());
+        stream.lock().release(stream.id, chunk.len() as u32);
     }
-    let trailers = match timeout(read_timeout, poll_fn(|cx| recv.poll_trailers(cx))).await {
-        Err(_) => return Err(BodyError::Timeout),
-        Ok(Ok(Some(map))) => map
-            .iter()
-            .map(|(k, v)| (k.as_str().as_bytes().to_vec(), v.as_bytes().to_vec()))
-            .collect(),
-        Ok(Ok(None)) => Vec::new(),
-        Ok(Err(_)) => return Err(BodyError::Reset),
-    };
+    let trailers = stream.lock().take_trailers(stream.id).unwrap_or_default();
     let body = body.finish().map_err(BodyError::Store)?;
     Ok((body, trailers))
 }
 
-/// A static route or page-cache hit, answered on the connection task: the prebuilt head and
-/// the shared body, queued together so HEADERS and DATA leave in one write.
+/// A static route or page-cache hit, answered on the connection task: the prebuilt header
+/// block and the shared body, queued together so HEADERS and DATA leave in one write.
 fn send_static(
-    respond: &mut SendResponse<Bytes>,
+    at: &Taken<'_>,
+    conn: &mut Connection,
+    id: u32,
     response: &StaticResponse,
     head_only: bool,
-    report: &mut Report,
+    mut report: Report,
 ) {
-    let end = head_only || response.body_len() == 0;
-    if let Ok(mut stream) = respond.send_response(response.h2_response(), end) {
-        report.answered(response.status(), 0);
-        if !end {
-            let body = response.body_bytes();
-            report.answered(response.status(), body.len());
-            let _ = stream.send_data(body, true);
+    let body = if head_only {
+        Bytes::new()
+    } else {
+        response.body_bytes()
+    };
+    let block = response.h2_block();
+    if conn.send_block(id, &block, body.is_empty()).is_ok() {
+        report.answered(response.status(), body.len());
+        if !body.is_empty() {
+            send_whole(at, conn, id, body);
         }
     }
 }
 
-/// The engine's own short answers (errors, 503) on a stream.
-fn send_simple(
-    respond: &mut SendResponse<Bytes>,
-    status: u16,
-    extra: &[(&'static str, &str)],
-    report: &mut Report,
+/// Queues a response on the connection task: the head, and the body if the windows allow it
+/// now, else from a future of its own.
+fn respond_now(
+    at: &Taken<'_>,
+    conn: &mut Connection,
+    id: u32,
+    head: &http::Response<()>,
+    body: Bytes,
 ) {
+    let end = body.is_empty();
+    let status = head.status().as_u16();
+    if conn
+        .send_headers(id, status, fields_of(head.headers()), end)
+        .is_ok()
+        && !end
+    {
+        send_whole(at, conn, id, body);
+    }
+}
+
+fn send_whole(at: &Taken<'_>, conn: &mut Connection, id: u32, body: Bytes) {
+    match conn.capacity(id) {
+        Ok(room) if room >= body.len() => {
+            let _ = conn.send_data(id, &body, true);
+        }
+        Ok(_) => {
+            let stream = at.stream(id);
+            let write_timeout = at.shared.config.write_timeout;
+            at.streams.push(Box::pin(async move {
+                let _ = send_data(&stream, body, true, write_timeout).await;
+            }));
+        }
+        Err(_) => {}
+    }
+}
+
+/// The engine's own short answer (errors) on a new stream.
+fn answer_simple(at: &Taken<'_>, conn: &mut Connection, id: u32, status: u16, mut report: Report) {
+    let (head, body) = simple_response(status, &[]);
+    report.answered(status, body.len());
+    respond_now(at, conn, id, &head, body);
+}
+
+/// The same from a stream's future.
+async fn respond_simple(
+    stream: &StreamRef,
+    status: u16,
+    report: &mut Report,
+    write_timeout: Duration,
+) {
+    let (head, body) = simple_response(status, &[]);
+    report.answered(status, body.len());
+    let _ = respond(stream, &head, body, write_timeout).await;
+}
+
+async fn respond(
+    stream: &StreamRef,
+    head: &http::Response<()>,
+    body: Bytes,
+    write_timeout: Duration,
+) -> Result<(), Stop> {
+    stream.send_head(head, body.is_empty())?;
+    if body.is_empty() {
+        return Ok(());
+    }
+    send_data(stream, body, true, write_timeout).await
+}
+
+/// The engine's own short answers (errors, 503): a plain-text reason phrase.
+fn simple_response(status: u16, extra: &[(&'static str, &str)]) -> (http::Response<()>, Bytes) {
     let body = format!("{}\n", hyperion_http::reason_phrase(status));
     let mut response = http::Response::new(());
     *response.status_mut() =
@@ -823,15 +995,12 @@ fn send_simple(
             headers.insert(*name, value);
         }
     }
-    if let Ok(mut stream) = respond.send_response(response, false) {
-        report.answered(status, body.len());
-        let _ = stream.send_data(Bytes::from(body), true);
-    }
+    (response, Bytes::from(body))
 }
 
-/// Sends an answer the engine built as HTTP/1.1 bytes (a 503, an admin endpoint) as an
-/// HTTP/2 response: its status, its fields less the connection-specific ones, its body.
-fn send_answer(respond: &mut SendResponse<Bytes>, bytes: &[u8], report: &mut Report) {
+/// An answer the engine built as HTTP/1.1 bytes (a 503, an admin endpoint) as an HTTP/2
+/// response: its status, its fields less the connection-specific ones, its body.
+fn answer_response(bytes: &[u8]) -> (http::Response<()>, Bytes) {
     let split = bytes.windows(4).position(|w| w == b"\r\n\r\n");
     let (head, body) = match split {
         Some(at) => (&bytes[..at], &bytes[at + 4..]),
@@ -865,13 +1034,7 @@ fn send_answer(respond: &mut SendResponse<Bytes>, bytes: &[u8], report: &mut Rep
             headers.append(name, value);
         }
     }
-    let end = body.is_empty();
-    if let Ok(mut stream) = respond.send_response(response, end) {
-        report.answered(status.as_u16(), body.len());
-        if !end {
-            let _ = stream.send_data(Bytes::copy_from_slice(body), true);
-        }
-    }
+    (response, Bytes::copy_from_slice(body))
 }
 
 /// Why a response stopped early.
@@ -888,7 +1051,7 @@ enum Stop {
 /// the stream or trailing HEADERS.
 async fn write_stream(
     shared: &Shared,
-    mut respond: SendResponse<Bytes>,
+    stream: &StreamRef,
     mut rx: chan::Receiver<ResponseMsg>,
     report: &mut Report,
 ) {
@@ -898,11 +1061,11 @@ async fn write_stream(
     let first = loop {
         let msg = tokio::select! {
             msg = rx.recv() => msg,
-            _ = poll_fn(|cx| respond.poll_reset(cx)) => return,
+            _ = stream.gone() => return,
         };
         match msg {
             Some(ResponseMsg::Interim(head)) => {
-                let _ = respond.send_informational(*head);
+                let _ = stream.send_head(&head, false);
             }
             other => break other,
         }
@@ -921,10 +1084,10 @@ async fn write_stream(
             notice,
         }) => {
             report.answered(head.status().as_u16(), len as usize);
-            let sent = match respond.send_response(*head, false) {
+            let sent = match stream.send_head(&head, len == 0) {
                 // Rare: boxed, so that it adds nothing to the size of every stream's future.
-                Ok(mut stream) => Box::pin(send_file(&mut stream, file, len, write_timeout)).await,
-                Err(_) => Err(Stop::Gone),
+                Ok(()) if len > 0 => Box::pin(send_file(stream, file, len, write_timeout)).await,
+                other => other,
             };
             finished(notice, sent);
             return;
@@ -932,25 +1095,22 @@ async fn write_stream(
         // Nothing else may come first; a dropped exchange (Abort, or no message) fails the
         // stream.
         _ => {
-            respond.send_reset(Reason::INTERNAL_ERROR);
+            stream.reset(Reason::INTERNAL_ERROR);
             return;
         }
     };
     let only_head = end && body.is_empty();
     report.answered(head.status().as_u16(), body.len());
-    let mut stream = match respond.send_response(*head, only_head) {
-        Ok(stream) => stream,
-        Err(_) => {
-            finished(notice, Err(Stop::Gone));
-            return;
-        }
-    };
+    if let Err(stop) = stream.send_head(&head, only_head) {
+        finished(notice, Err(stop));
+        return;
+    }
     if only_head {
         finished(notice, Ok(()));
         return;
     }
     if !body.is_empty() || end {
-        if let Err(stop) = send_data(&mut stream, Bytes::from(body), end, write_timeout).await {
+        if let Err(stop) = send_data(stream, Bytes::from(body), end, write_timeout).await {
             finished(notice, Err(stop));
             return;
         }
@@ -962,7 +1122,7 @@ async fn write_stream(
     loop {
         let msg = tokio::select! {
             msg = rx.recv() => msg,
-            _ = poll_fn(|cx| stream.poll_reset(cx)) => {
+            _ = stream.gone() => {
                 finished(notice.take(), Err(Stop::Gone));
                 return;
             }
@@ -970,7 +1130,7 @@ async fn write_stream(
         let result = match msg {
             Some(ResponseMsg::Bytes(bytes)) => {
                 report.bytes += bytes.len() as u64;
-                match send_data(&mut stream, Bytes::from(bytes), false, write_timeout).await {
+                match send_data(stream, Bytes::from(bytes), false, write_timeout).await {
                     Ok(()) => continue,
                     Err(stop) => Err(stop),
                 }
@@ -980,19 +1140,22 @@ async fn write_stream(
             }) => {
                 notice = n;
                 report.bytes += bytes.len() as u64;
-                send_data(&mut stream, Bytes::from(bytes), true, write_timeout).await
+                send_data(stream, Bytes::from(bytes), true, write_timeout).await
             }
             Some(ResponseMsg::Trailers {
                 trailers,
                 notice: n,
             }) => {
                 notice = n;
-                stream.send_trailers(*trailers).map_err(|_| Stop::Gone)
+                stream
+                    .lock()
+                    .send_trailers(stream.id, fields_of(&trailers))
+                    .map_err(|_| Stop::Gone)
             }
             // Abort (a short body, a failed app), a dropped exchange, or a message that has
             // no meaning here: the stream cannot end normally.
             _ => {
-                stream.send_reset(Reason::INTERNAL_ERROR);
+                stream.reset(Reason::INTERNAL_ERROR);
                 return;
             }
         };
@@ -1012,71 +1175,54 @@ fn finished(notice: Option<crate::response::WrittenNotice>, result: Result<(), S
 /// Queues `data` as DATA frames no faster than the client's flow-control window opens, so
 /// a slow reader holds back the application rather than filling memory.
 async fn send_data(
-    stream: &mut SendStream<Bytes>,
+    stream: &StreamRef,
     mut data: Bytes,
     end: bool,
     write_timeout: Duration,
 ) -> Result<(), Stop> {
-    if data.is_empty() {
-        return if end {
-            stream.send_data(data, true).map_err(|_| Stop::Gone)
-        } else {
-            Ok(())
-        };
-    }
-    // What the windows allow now goes at once: all of a small body, as a rule. Waiting for
-    // window is its own boxed future, which keeps every stream's future small (one allocation
-    // the allocator serves from its per-thread cache).
-    send_available(stream, &mut data, end)?;
-    if data.is_empty() {
-        return Ok(());
-    }
-    Box::pin(send_when_window(stream, data, end, write_timeout)).await
-}
-
-/// Sends as much of `data` as the stream may send now.
-fn send_available(stream: &mut SendStream<Bytes>, data: &mut Bytes, end: bool) -> Result<(), Stop> {
-    stream.reserve_capacity(data.len());
-    let capacity = stream.capacity();
-    if capacity == 0 {
-        return Ok(());
-    }
-    let chunk = data.split_to(capacity.min(data.len()));
-    stream
-        .send_data(chunk, end && data.is_empty())
-        .map_err(|_| Stop::Gone)
-}
-
-/// Sends `data` as window opens, giving up when none opens for `write_timeout`.
-async fn send_when_window(
-    stream: &mut SendStream<Bytes>,
-    mut data: Bytes,
-    end: bool,
-    write_timeout: Duration,
-) -> Result<(), Stop> {
-    while !data.is_empty() {
-        stream.reserve_capacity(data.len());
-        let deadline = Instant::now() + write_timeout;
-        while stream.capacity() == 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match timeout(left, poll_fn(|cx| stream.poll_capacity(cx))).await {
-                Err(_) => {
-                    stream.send_reset(Reason::CANCEL);
-                    return Err(Stop::Failed);
+    loop {
+        {
+            let mut conn = stream.lock();
+            let room = conn.capacity(stream.id).map_err(|_| Stop::Gone)?;
+            if room > 0 || data.is_empty() {
+                let n = room.min(data.len());
+                let last = n == data.len();
+                conn.send_data(stream.id, &data[..n], end && last)
+                    .map_err(|_| Stop::Gone)?;
+                if last {
+                    return Ok(());
                 }
-                Ok(None) | Ok(Some(Err(_))) => return Err(Stop::Gone),
-                Ok(Some(Ok(_))) => {}
+                data.advance(n);
+                continue;
             }
         }
-        send_available(stream, &mut data, end)?;
+        // Waiting for window is its own boxed future, which keeps every stream's future small.
+        Box::pin(wait_for_window(stream, write_timeout)).await?;
     }
-    Ok(())
+}
+
+/// Waits until the stream may send again, giving up when no window opens for
+/// `write_timeout`.
+async fn wait_for_window(stream: &StreamRef, write_timeout: Duration) -> Result<(), Stop> {
+    match timeout(
+        write_timeout,
+        poll_fn(|cx| stream.lock().poll_capacity(stream.id, cx)),
+    )
+    .await
+    {
+        Err(_) => {
+            stream.reset(Reason::CANCEL);
+            Err(Stop::Failed)
+        }
+        Ok(Err(_)) => Err(Stop::Gone),
+        Ok(Ok(_)) => Ok(()),
+    }
 }
 
 /// Sends the first `len` bytes of `file` as DATA, read in 64 KiB pieces (the reads of a
 /// cached page complete at once).
 async fn send_file(
-    stream: &mut SendStream<Bytes>,
+    stream: &StreamRef,
     file: std::fs::File,
     len: u64,
     write_timeout: Duration,
@@ -1089,7 +1235,7 @@ async fn send_file(
         let n = match file.read_at(&mut buf, offset) {
             Ok(0) | Err(_) => {
                 // The file shrank after its length was announced: the stream cannot end well.
-                stream.send_reset(Reason::INTERNAL_ERROR);
+                stream.reset(Reason::INTERNAL_ERROR);
                 return Err(Stop::Failed);
             }
             Ok(n) => n,
@@ -1099,182 +1245,6 @@ async fn send_file(
         send_data(stream, Bytes::from(buf), offset >= len, write_timeout).await?;
     }
     Ok(())
-}
-
-/// Watches the frames a client sends for floods the h2 crate does not bound by itself, by
-/// reading the 9-byte frame headers as the bytes pass.
-struct Meter {
-    shared: Arc<Shared>,
-    tripped: Arc<Notify>,
-    /// Preface bytes still to skip.
-    preface_left: usize,
-    header: [u8; 9],
-    header_len: usize,
-    payload_left: usize,
-    window_start: Instant,
-    control_frames: u32,
-    continuations: u32,
-    stopped: bool,
-}
-
-impl Meter {
-    fn new(shared: Arc<Shared>, tripped: Arc<Notify>) -> Meter {
-        Meter {
-            shared,
-            tripped,
-            preface_left: PREFACE.len(),
-            header: [0; 9],
-            header_len: 0,
-            payload_left: 0,
-            window_start: Instant::now(),
-            control_frames: 0,
-            continuations: 0,
-            stopped: false,
-        }
-    }
-
-    /// Accounts for bytes read; false once a limit is exceeded.
-    fn observe(&mut self, mut bytes: &[u8]) -> bool {
-        while !bytes.is_empty() {
-            if self.preface_left > 0 {
-                let n = self.preface_left.min(bytes.len());
-                self.preface_left -= n;
-                bytes = &bytes[n..];
-                continue;
-            }
-            if self.payload_left > 0 {
-                let n = self.payload_left.min(bytes.len());
-                self.payload_left -= n;
-                bytes = &bytes[n..];
-                continue;
-            }
-            let n = (9 - self.header_len).min(bytes.len());
-            self.header[self.header_len..self.header_len + n].copy_from_slice(&bytes[..n]);
-            self.header_len += n;
-            bytes = &bytes[n..];
-            if self.header_len == 9 {
-                self.header_len = 0;
-                let h = self.header;
-                self.payload_left = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
-                if !self.frame(h[3], h[4]) {
-                    return false;
-                }
-            }
-        }
-        true
-    }
-
-    fn frame(&mut self, kind: u8, flags: u8) -> bool {
-        const HEADERS: u8 = 0x1;
-        const RST_STREAM: u8 = 0x3;
-        const SETTINGS: u8 = 0x4;
-        const PING: u8 = 0x6;
-        const CONTINUATION: u8 = 0x9;
-        const ACK: u8 = 0x1;
-        match kind {
-            SETTINGS | PING if flags & ACK == 0 => {
-                if self.window_start.elapsed() >= Duration::from_secs(1) {
-                    self.window_start = Instant::now();
-                    self.control_frames = 0;
-                }
-                self.control_frames += 1;
-                self.control_frames <= MAX_CONTROL_FRAMES_PER_SECOND
-            }
-            HEADERS => {
-                self.continuations = 0;
-                true
-            }
-            CONTINUATION => {
-                self.continuations += 1;
-                self.continuations <= MAX_CONTINUATIONS
-            }
-            RST_STREAM => {
-                bump(&self.shared.stats.h2_streams_reset);
-                true
-            }
-            _ => true,
-        }
-    }
-}
-
-/// The connection's stream with the bytes already read in front of it, metered.
-struct Metered<S> {
-    io: S,
-    prefix: Bytes,
-    meter: Meter,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        if this.meter.stopped {
-            // Nothing more is read from a client past a limit; the connection task sends
-            // GOAWAY and closes.
-            return Poll::Pending;
-        }
-        if !this.prefix.is_empty() {
-            let n = this.prefix.len().min(buf.remaining());
-            let chunk = this.prefix.split_to(n);
-            if !this.meter.observe(&chunk) {
-                return this.trip();
-            }
-            buf.put_slice(&chunk);
-            return Poll::Ready(Ok(()));
-        }
-        let before = buf.filled().len();
-        match Pin::new(&mut this.io).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                if !this.meter.observe(&buf.filled()[before..]) {
-                    buf.set_filled(before);
-                    return this.trip();
-                }
-                Poll::Ready(Ok(()))
-            }
-            other => other,
-        }
-    }
-}
-
-impl<S> Metered<S> {
-    fn trip(&mut self) -> Poll<io::Result<()>> {
-        self.meter.stopped = true;
-        self.meter.tripped.notify_one();
-        Poll::Pending
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
 }
 
 #[cfg(test)]
@@ -1292,18 +1262,38 @@ mod tests {
         assert_eq!(preface_state(b"GET / HTTP/1.1\r\n"), None);
     }
 
+    fn request(fields: &[(&str, &str)]) -> RequestHead {
+        let mut conn = Connection::new(hyperion_h2::Config::default());
+        let mut encoder = hyperion_h2::hpack::Encoder::new();
+        let mut block = Vec::new();
+        for (name, value) in fields {
+            encoder.field(name.as_bytes(), value.as_bytes(), &mut block);
+        }
+        let mut input = BytesMut::from(PREFACE);
+        input.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        let len = (block.len() as u32).to_be_bytes();
+        input.extend_from_slice(&[len[1], len[2], len[3], 1, 0x5, 0, 0, 0, 1]);
+        input.extend_from_slice(&block);
+        conn.recv(&mut input, Instant::now())
+            .expect("a valid request");
+        match conn.next_event() {
+            Some(Event::Request { head, .. }) => head,
+            other => panic!("no request: {other:?}"),
+        }
+    }
+
     #[test]
     fn request_becomes_an_http11_head_with_authority_as_host() {
-        let request = http::Request::builder()
-            .method("POST")
-            .uri("https://example.com:8443/a/b?x=1")
-            .header("host", "ignored.example")
-            .header("cookie", "a=1")
-            .header("cookie", "b=2")
-            .body(())
-            .unwrap();
-        let (parts, ()) = request.into_parts();
-        let head = String::from_utf8(http1_head(&parts)).unwrap();
+        let head = request(&[
+            (":method", "POST"),
+            (":scheme", "https"),
+            (":authority", "example.com:8443"),
+            (":path", "/a/b?x=1"),
+            ("host", "ignored.example"),
+            ("cookie", "a=1"),
+            ("cookie", "b=2"),
+        ]);
+        let head = String::from_utf8(http1_head(&head)).unwrap();
         assert_eq!(
             head,
             "POST /a/b?x=1 HTTP/1.1\r\nhost: example.com:8443\r\ncookie: a=1\r\ncookie: b=2\r\n\r\n"
@@ -1311,23 +1301,17 @@ mod tests {
     }
 
     #[test]
-    fn meter_counts_control_frames_and_continuations() {
-        let shared = crate::engine::test_shared();
-        let mut meter = Meter::new(shared.clone(), Arc::new(Notify::new()));
-        assert!(meter.observe(PREFACE));
-        let ping = [0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
-        for _ in 0..MAX_CONTROL_FRAMES_PER_SECOND {
-            assert!(meter.observe(&ping));
-        }
-        assert!(!meter.observe(&ping));
-
-        let mut meter = Meter::new(shared, Arc::new(Notify::new()));
-        assert!(meter.observe(PREFACE));
-        assert!(meter.observe(&[0, 0, 0, 1, 0, 0, 0, 0, 1]));
-        let continuation = [0, 0, 0, 9, 0, 0, 0, 0, 1];
-        for _ in 0..MAX_CONTINUATIONS {
-            assert!(meter.observe(&continuation));
-        }
-        assert!(!meter.observe(&continuation));
+    fn a_host_field_stands_in_for_a_missing_authority() {
+        let head = request(&[
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/"),
+            ("host", "h.example"),
+        ]);
+        assert_eq!(
+            http1_head(&head),
+            b"GET / HTTP/1.1\r\nhost: h.example\r\n\r\n"
+        );
+        assert_eq!(path_of(&head), b"/");
     }
 }

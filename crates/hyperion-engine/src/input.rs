@@ -1,5 +1,5 @@
 //! A request body the application reads while it arrives: the HTTP/2 stream's future pushes
-//! DATA frames in as the h2 crate delivers them, an application thread takes them out, and the
+//! DATA frames in as the connection receives them, an application thread takes them out, and the
 //! bytes it has taken are given back to the client as flow-control window. A client can
 //! therefore have no more than its stream window in flight, and an application that reads
 //! slowly slows the client down instead of filling memory.

@@ -82,6 +82,9 @@ pub struct StaticResponse {
     h2_headers: http::HeaderMap,
     /// `h2_headers` with the date of the second it was made for: a stream's head is a clone.
     h2_dated: Mutex<([u8; 29], http::HeaderMap)>,
+    /// The same head as an HPACK block (it never refers to the dynamic table, so any stream
+    /// of any connection can send it), remade once a second.
+    h2_block: Mutex<([u8; 29], bytes::Bytes)>,
     body: bytes::Bytes,
 }
 
@@ -118,6 +121,7 @@ impl StaticResponse {
             head,
             length_line,
             h2_dated: Mutex::new(([0; 29], http::HeaderMap::new())),
+            h2_block: Mutex::new(([0; 29], bytes::Bytes::new())),
             h2_headers,
             body: body.into(),
         })
@@ -159,6 +163,24 @@ impl StaticResponse {
             http::StatusCode::from_u16(self.status).unwrap_or(http::StatusCode::OK);
         *response.headers_mut() = headers;
         response
+    }
+
+    /// The HTTP/2 head for one stream as an HPACK block, with the current date.
+    pub fn h2_block(&self) -> bytes::Bytes {
+        let now = hyperion_http::http_date();
+        let mut dated = self.h2_block.lock().unwrap_or_else(|e| e.into_inner());
+        // (The first date, all zeros, never matches.)
+        if dated.0 != now {
+            let mut encoder = hyperion_h2::hpack::Encoder::new();
+            let mut block = Vec::with_capacity(64 + self.head.len());
+            encoder.status(self.status, &mut block);
+            for (name, value) in &self.h2_headers {
+                encoder.field(name.as_str().as_bytes(), value.as_bytes(), &mut block);
+            }
+            encoder.field(b"date", &now, &mut block);
+            *dated = (now, block.into());
+        }
+        dated.1.clone()
     }
 
     /// Like [`StaticResponse::write_to`] without the body: for sending a large body from the

@@ -227,7 +227,8 @@ const GATHERED: usize = 4;
 fn gather(ex: &mut Exchange) {
     use std::collections::HashMap;
     use std::sync::{Condvar, Mutex, OnceLock};
-    static MET: OnceLock<(Mutex<HashMap<Vec<u8>, usize>>, Condvar)> = OnceLock::new();
+    type Arrivals = (Mutex<HashMap<Vec<u8>, usize>>, Condvar);
+    static MET: OnceLock<Arrivals> = OnceLock::new();
     let (lock, arrived) = MET.get_or_init(|| (Mutex::new(HashMap::new()), Condvar::new()));
     let key = ex.path().to_vec();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

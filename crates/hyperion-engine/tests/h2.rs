@@ -786,13 +786,16 @@ fn a_streamed_request_body_is_paced_by_the_reader(mode: IoUring) {
 }
 
 fn a_reset_fails_the_reader_of_a_streamed_body(mode: IoUring) {
+    let (read_tx, read_rx) = std::sync::mpsc::channel();
     let (tx, rx) = std::sync::mpsc::channel();
+    let read_tx = Mutex::new(read_tx);
     let tx = Mutex::new(tx);
     let handler: Handler = Arc::new(move |ex| {
         let Body::Stream(stream) = &ex.body else {
             panic!("not streamed");
         };
         let first = stream.next();
+        read_tx.lock().unwrap().send(()).unwrap();
         let after_reset = stream.next();
         tx.lock().unwrap().send((first, after_reset)).unwrap();
     });
@@ -803,6 +806,10 @@ fn a_reset_fails_the_reader_of_a_streamed_body(mode: IoUring) {
             let mut client = client.ready().await.unwrap();
             let (_response, mut send) = client.send_request(grpc_request("/rpc"), false).unwrap();
             send.send_data(Bytes::from_static(b"part"), false).unwrap();
+            // The reset comes once the application is reading the body.
+            let read =
+                tokio::task::spawn_blocking(move || read_rx.recv_timeout(Duration::from_secs(10)));
+            read.await.unwrap().unwrap();
             send.send_reset(Reason::CANCEL);
             // Keep the connection up until the application has seen the reset.
             let wait =
