@@ -35,7 +35,7 @@ use crate::chan;
 use crate::dispatch::{dispatch, rejected, static_hit, Dispatched, Request};
 use crate::engine::{Phase, Shared};
 use crate::exchange::{Body, ListenerInfo, Peer, Protocol};
-use crate::response::{date_value, ResponseMsg};
+use crate::response::{date_value, H2Head, ResponseMsg};
 use crate::routes::StaticResponse;
 use crate::stats::bump;
 
@@ -173,14 +173,16 @@ impl StreamRef {
         self.core.lock()
     }
 
-    fn send_head(&self, head: &http::Response<()>, end: bool) -> Result<(), Stop> {
+    fn send_head(&self, head: &H2Head, end: bool) -> Result<(), Stop> {
         self.lock()
-            .send_headers(
-                self.id,
-                head.status().as_u16(),
-                fields_of(head.headers()),
-                end,
-            )
+            .send_block(self.id, &head.block, end)
+            .map_err(|_| Stop::Gone)
+    }
+
+    fn send_response(&self, head: &http::Response<()>, end: bool) -> Result<(), Stop> {
+        let status = head.status().as_u16();
+        self.lock()
+            .send_headers(self.id, status, fields_of(head.headers()), end)
             .map_err(|_| Stop::Gone)
     }
 
@@ -970,7 +972,7 @@ async fn respond(
     body: Bytes,
     write_timeout: Duration,
 ) -> Result<(), Stop> {
-    stream.send_head(head, body.is_empty())?;
+    stream.send_response(head, body.is_empty())?;
     if body.is_empty() {
         return Ok(());
     }
@@ -1083,7 +1085,7 @@ async fn write_stream(
             len,
             notice,
         }) => {
-            report.answered(head.status().as_u16(), len as usize);
+            report.answered(head.status, len as usize);
             let sent = match stream.send_head(&head, len == 0) {
                 // Rare: boxed, so that it adds nothing to the size of every stream's future.
                 Ok(()) if len > 0 => Box::pin(send_file(stream, file, len, write_timeout)).await,
@@ -1100,7 +1102,7 @@ async fn write_stream(
         }
     };
     let only_head = end && body.is_empty();
-    report.answered(head.status().as_u16(), body.len());
+    report.answered(head.status, body.len());
     if let Err(stop) = stream.send_head(&head, only_head) {
         finished(notice, Err(stop));
         return;

@@ -49,7 +49,7 @@ pub enum ResponseMsg {
     /// HTTP/2: status and headers (HEADERS), then `body` as DATA; the stream ends after them
     /// when `end`. Further body parts follow as `Bytes`, the last as `Final` or `Trailers`.
     Head2 {
-        head: Box<http::Response<()>>,
+        head: H2Head,
         body: Vec<u8>,
         end: bool,
         notice: Option<WrittenNotice>,
@@ -57,13 +57,13 @@ pub enum ResponseMsg {
     /// HTTP/2: status and headers, then the first `len` bytes of `file` as DATA; this ends
     /// the stream.
     File2 {
-        head: Box<http::Response<()>>,
+        head: H2Head,
         file: std::fs::File,
         len: u64,
         notice: Option<WrittenNotice>,
     },
     /// HTTP/2: an informational (1xx) head, e.g. 103 Early Hints, ahead of the response.
-    Interim(Box<http::Response<()>>),
+    Interim(H2Head),
     /// The last part of a streamed response: trailer fields (HTTP/2: trailing HEADERS;
     /// HTTP/1.1 chunked: the trailer section).
     Trailers {
@@ -162,6 +162,37 @@ fn check_header(name: &[u8], value: &[u8]) -> Result<(), ResponseError> {
 
 /// A response head under construction. Headers go straight into the output buffer; the framing
 /// headers are appended by [`Response`] once the body's shape is known.
+/// An HTTP/2 response head: the status and the fields as an HPACK block. The block never
+/// refers to the dynamic table, so it can go on any stream of any connection as it is.
+#[derive(Debug, Clone)]
+pub struct H2Head {
+    pub status: u16,
+    pub block: Vec<u8>,
+}
+
+impl H2Head {
+    /// The fields, decoded (for tests and diagnostics).
+    pub fn fields(&self) -> Vec<(String, String)> {
+        let mut fields = Vec::new();
+        let mut decoder = hyperion_h2::hpack::Decoder::new(4096);
+        let _ = decoder.decode(&self.block, usize::MAX, |name, value| {
+            fields.push((
+                String::from_utf8_lossy(name).into_owned(),
+                String::from_utf8_lossy(value).into_owned(),
+            ));
+        });
+        fields
+    }
+
+    /// The first value of `name`, `:status` included.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.fields()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+    }
+}
+
 pub struct HeadBuilder {
     buf: Vec<u8>,
     status: u16,
@@ -249,6 +280,57 @@ impl HeadBuilder {
         Ok(response)
     }
 
+    /// The head as an HTTP/2 HPACK block: names in lowercase, connection-specific fields left
+    /// out, then `content-length: length` and a date when asked for.
+    pub(crate) fn to_h2_block(
+        &self,
+        length: Option<u64>,
+        date: bool,
+    ) -> Result<H2Head, ResponseError> {
+        if !(100..=999).contains(&self.status) {
+            return Err(ResponseError::InvalidStatus(self.status as i64));
+        }
+        let mut encoder = hyperion_h2::hpack::Encoder::new();
+        let mut block = Vec::with_capacity(self.buf.len() + 64);
+        encoder.status(self.status, &mut block);
+        // The buffer holds our own validated lines: the status line, then `name: value\r\n`.
+        let start = self
+            .buf
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map_or(self.buf.len(), |i| i + 2);
+        let mut lower = Vec::new();
+        for line in self.buf[start..].split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let name = &line[..colon];
+            let value = line[colon + 1..].trim_ascii_start();
+            if is_connection_specific(name, value) {
+                continue;
+            }
+            let name = if name.iter().any(u8::is_ascii_uppercase) {
+                lower.clear();
+                lower.extend(name.iter().map(u8::to_ascii_lowercase));
+                &lower[..]
+            } else {
+                name
+            };
+            encoder.field(name, value, &mut block);
+        }
+        if let Some(len) = length {
+            encoder.field(b"content-length", itoa_buf(len).as_bytes(), &mut block);
+        }
+        if date {
+            encoder.field(b"date", &hyperion_http::http_date(), &mut block);
+        }
+        Ok(H2Head {
+            status: self.status,
+            block,
+        })
+    }
+
     /// The app's Content-Length, if it declared one.
     pub fn content_length(&self) -> Option<u64> {
         self.content_length
@@ -334,10 +416,6 @@ pub(crate) fn date_value() -> http::HeaderValue {
             }
         }
     })
-}
-
-fn content_length_value(len: u64) -> http::HeaderValue {
-    http::HeaderValue::from_bytes(itoa_buf(len).as_bytes()).expect("digits")
 }
 
 /// Trailer fields for the end of a streamed response, validated like headers. Pseudo-header
@@ -444,20 +522,8 @@ impl Response {
     }
 
     /// An HTTP/2 head with the server's date and, when known, the content-length.
-    fn h2_head(
-        &self,
-        head: &HeadBuilder,
-        length: Option<u64>,
-    ) -> Result<Box<http::Response<()>>, ResponseError> {
-        let mut response = head.to_h2()?;
-        let headers = response.headers_mut();
-        if let Some(len) = length {
-            headers.insert(http::header::CONTENT_LENGTH, content_length_value(len));
-        }
-        if !head.has_date {
-            headers.insert(http::header::DATE, date_value());
-        }
-        Ok(Box::new(response))
+    fn h2_head(&self, head: &HeadBuilder, length: Option<u64>) -> Result<H2Head, ResponseError> {
+        head.to_h2_block(length, !head.has_date)
     }
 
     pub fn is_head_request(&self) -> bool {
@@ -742,7 +808,10 @@ impl Response {
             let head_only = head_only || self.head_request;
             self.state = State::Done;
             return Ok(ResponseMsg::Head2 {
-                head: Box::new(response.h2_response()),
+                head: H2Head {
+                    status: response.status(),
+                    block: response.h2_block().to_vec(),
+                },
                 body: if head_only {
                     Vec::new()
                 } else {
@@ -825,10 +894,7 @@ impl Response {
             return None;
         }
         if self.h2 {
-            return head
-                .to_h2()
-                .ok()
-                .map(|head| ResponseMsg::Interim(Box::new(head)));
+            return head.to_h2_block(None, false).ok().map(ResponseMsg::Interim);
         }
         if self.version != Version::Http11 {
             return None;
@@ -1037,7 +1103,7 @@ mod tests {
                 format!("{:?} {}", head, String::from_utf8_lossy(body))
             }
             ResponseMsg::File2 { len, .. } => format!("<h2 file {len}>"),
-            ResponseMsg::Interim(head) => format!("<interim {}>", head.status()),
+            ResponseMsg::Interim(head) => format!("<interim {}>", head.status),
             ResponseMsg::Trailers { trailers, .. } => format!("<trailers {trailers:?}>"),
         }
     }
@@ -1267,12 +1333,13 @@ mod tests {
         };
         assert!(end);
         assert_eq!(body, b"ok");
-        assert_eq!(head.status(), 201);
-        let h = head.headers();
-        assert_eq!(h["content-type"], "text/plain");
-        assert_eq!(h["content-length"], "2");
-        assert!(h.contains_key("date"));
-        assert_eq!(h.get_all("set-cookie").iter().count(), 2);
+        assert_eq!(head.status, 201);
+        assert_eq!(head.get(":status").as_deref(), Some("201"));
+        assert_eq!(head.get("content-type").as_deref(), Some("text/plain"));
+        assert_eq!(head.get("content-length").as_deref(), Some("2"));
+        assert!(head.get("date").is_some());
+        let fields = head.fields();
+        assert_eq!(fields.iter().filter(|(n, _)| n == "set-cookie").count(), 2);
         for gone in [
             "connection",
             "keep-alive",
@@ -1280,7 +1347,7 @@ mod tests {
             "upgrade",
             "te",
         ] {
-            assert!(!h.contains_key(gone), "{gone}");
+            assert!(head.get(gone).is_none(), "{gone}");
         }
     }
 
@@ -1305,8 +1372,8 @@ mod tests {
         let Some(ResponseMsg::Interim(head)) = r.encode_informational(hints) else {
             panic!("no interim head");
         };
-        assert_eq!(head.status(), 103);
-        assert_eq!(head.headers()["link"], "</a.css>; rel=preload");
+        assert_eq!(head.status, 103);
+        assert_eq!(head.get("link").as_deref(), Some("</a.css>; rel=preload"));
         assert_eq!(r.hijack().err(), Some(ResponseError::NoHijackOnHttp2));
     }
 

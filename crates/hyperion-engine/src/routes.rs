@@ -80,8 +80,6 @@ pub struct StaticResponse {
     length_line: Vec<u8>,
     /// The same head for HTTP/2 streams (content-length included, date added when sent).
     h2_headers: http::HeaderMap,
-    /// `h2_headers` with the date of the second it was made for: a stream's head is a clone.
-    h2_dated: Mutex<([u8; 29], http::HeaderMap)>,
     /// The same head as an HPACK block (it never refers to the dynamic table, so any stream
     /// of any connection can send it), remade once a second.
     h2_block: Mutex<([u8; 29], bytes::Bytes)>,
@@ -120,7 +118,6 @@ impl StaticResponse {
             status,
             head,
             length_line,
-            h2_dated: Mutex::new(([0; 29], http::HeaderMap::new())),
             h2_block: Mutex::new(([0; 29], bytes::Bytes::new())),
             h2_headers,
             body: body.into(),
@@ -142,27 +139,6 @@ impl StaticResponse {
     /// The body as a shared buffer (sent on HTTP/2 streams without copying).
     pub fn body_bytes(&self) -> bytes::Bytes {
         self.body.clone()
-    }
-
-    /// The HTTP/2 head for one stream: the prebuilt headers with the current date, remade
-    /// once a second and cloned for each stream.
-    pub fn h2_response(&self) -> http::Response<()> {
-        let now = hyperion_http::http_date();
-        let headers = {
-            let mut dated = self.h2_dated.lock().unwrap_or_else(|e| e.into_inner());
-            // (The first date, all zeros, never matches.)
-            if dated.0 != now {
-                let mut headers = self.h2_headers.clone();
-                headers.insert(http::header::DATE, crate::response::date_value());
-                *dated = (now, headers);
-            }
-            dated.1.clone()
-        };
-        let mut response = http::Response::new(());
-        *response.status_mut() =
-            http::StatusCode::from_u16(self.status).unwrap_or(http::StatusCode::OK);
-        *response.headers_mut() = headers;
-        response
     }
 
     /// The HTTP/2 head for one stream as an HPACK block, with the current date.
