@@ -35,7 +35,7 @@ use crate::chan;
 use crate::dispatch::{dispatch, rejected, static_hit, Dispatched, Request};
 use crate::engine::{Phase, Shared};
 use crate::exchange::{Body, ListenerInfo, Peer, Protocol};
-use crate::response::{date_value, H2Head, ResponseMsg};
+use crate::response::{HeadBuilder, ResponseMsg};
 use crate::routes::StaticResponse;
 use crate::stats::bump;
 
@@ -173,16 +173,9 @@ impl StreamRef {
         self.core.lock()
     }
 
-    fn send_head(&self, head: &H2Head, end: bool) -> Result<(), Stop> {
+    fn send_head(&self, block: &[u8], end: bool) -> Result<(), Stop> {
         self.lock()
-            .send_block(self.id, &head.block, end)
-            .map_err(|_| Stop::Gone)
-    }
-
-    fn send_response(&self, head: &http::Response<()>, end: bool) -> Result<(), Stop> {
-        let status = head.status().as_u16();
-        self.lock()
-            .send_headers(self.id, status, fields_of(head.headers()), end)
+            .send_block(self.id, block, end)
             .map_err(|_| Stop::Gone)
     }
 
@@ -194,11 +187,6 @@ impl StreamRef {
     async fn gone(&self) {
         poll_fn(|cx| self.lock().poll_gone(self.id, cx)).await
     }
-}
-
-fn fields_of(map: &http::HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
-    map.iter()
-        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
 }
 
 fn protocol_config(shared: &Shared) -> hyperion_h2::Config {
@@ -353,7 +341,7 @@ pub(crate) async fn serve<S>(
     // Streams still open learn that the connection is gone; they get a moment to pass that
     // on (a reader waiting for request body learns of the reset, an application thread that
     // its response has nowhere to go).
-    core.lock().abort(Reason::NO_ERROR);
+    core.lock().close_all();
     let _ = timeout(GOAWAY_FLUSH, async {
         while streams.next().await.is_some() {}
     })
@@ -500,7 +488,7 @@ impl Drop for Report {
 /// The request's path without its query; "/" when empty.
 fn path_of(head: &RequestHead) -> &[u8] {
     let path = head.path();
-    let path = match memchr_question(path) {
+    let path = match path.iter().position(|&b| b == b'?') {
         Some(at) => &path[..at],
         None => path,
     };
@@ -511,17 +499,12 @@ fn path_of(head: &RequestHead) -> &[u8] {
     }
 }
 
-fn memchr_question(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'?')
-}
-
 fn on_event(at: Taken<'_>, conn: &mut Connection, event: Event) {
     match event {
         Event::TooLarge { stream } => {
             bump(&at.shared.stats.h2_streams);
             rejected(at.shared, at.peer, 431, "head_too_large");
-            let (head, body) = simple_response(431, &[]);
-            respond_now(&at, conn, stream, &head, body);
+            answer_now(&at, conn, stream, Answer::simple(431), None);
         }
         Event::Request {
             stream,
@@ -538,8 +521,9 @@ fn on_request(at: Taken<'_>, conn: &mut Connection, id: u32, head: RequestHead, 
     bump(&shared.stats.h2_streams);
     if end_stream {
         if let Some((response, head_only)) = static_hit(shared, head.method(), path_of(&head)) {
-            let report = Report::new(shared, &head, peer);
-            send_static(&at, conn, id, &response, head_only, report);
+            let mut report = Report::new(shared, &head, peer);
+            let answer = Answer::of_static(&response, head_only);
+            answer_now(&at, conn, id, answer, Some(&mut report));
             return;
         }
     }
@@ -556,14 +540,14 @@ fn on_request(at: Taken<'_>, conn: &mut Connection, id: u32, head: RequestHead, 
         Ok(HeadStatus::Complete { head, .. }) => head,
         Ok(HeadStatus::Partial) => {
             rejected(shared, peer, 400, "bad_request");
-            answer_simple(&at, conn, id, 400, report);
+            answer_now(&at, conn, id, Answer::simple(400), Some(&mut report));
             return;
         }
         Err(e) => {
             bump(&shared.stats.parse_errors);
             let status = e.status();
             rejected(shared, peer, status, e.reason());
-            answer_simple(&at, conn, id, status, report);
+            answer_now(&at, conn, id, Answer::simple(status), Some(&mut report));
             return;
         }
     };
@@ -581,7 +565,13 @@ fn on_request(at: Taken<'_>, conn: &mut Connection, id: u32, head: RequestHead, 
                 response,
                 head_only,
                 ..
-            } => send_static(&at, conn, id, &response, head_only, report),
+            } => answer_now(
+                &at,
+                conn,
+                id,
+                Answer::of_static(&response, head_only),
+                Some(&mut report),
+            ),
             Dispatched::Queued(rx) => {
                 let shared = shared.clone();
                 let stream = at.stream(id);
@@ -592,9 +582,7 @@ fn on_request(at: Taken<'_>, conn: &mut Connection, id: u32, head: RequestHead, 
                 }));
             }
             Dispatched::Answered { bytes, .. } => {
-                let (head, body) = answer_response(&bytes);
-                report.answered(head.status().as_u16(), body.len());
-                respond_now(&at, conn, id, &head, body);
+                answer_now(&at, conn, id, Answer::from_http1(&bytes), Some(&mut report));
             }
         }
         return;
@@ -613,18 +601,18 @@ fn on_request(at: Taken<'_>, conn: &mut Connection, id: u32, head: RequestHead, 
             Ok(body) => body,
             Err(BodyError::TooLarge) => {
                 rejected(&shared, peer, 413, "body_too_large");
-                respond_simple(&stream, 413, &mut report, write_timeout).await;
+                answer(&stream, Answer::simple(413), &mut report, write_timeout).await;
                 return;
             }
             Err(BodyError::Timeout) => {
                 bump(&shared.stats.read_timeouts);
                 rejected(&shared, peer, 408, "read_timeout");
-                respond_simple(&stream, 408, &mut report, write_timeout).await;
+                answer(&stream, Answer::simple(408), &mut report, write_timeout).await;
                 return;
             }
             Err(BodyError::Store(e)) => {
                 let _ = crate::dispatch::internal_error_response(&shared, e);
-                respond_simple(&stream, 500, &mut report, write_timeout).await;
+                answer(&stream, Answer::simple(500), &mut report, write_timeout).await;
                 return;
             }
             Err(BodyError::Reset) => return,
@@ -642,26 +630,13 @@ fn on_request(at: Taken<'_>, conn: &mut Connection, id: u32, head: RequestHead, 
                 head_only,
                 ..
             } => {
-                let body = if head_only {
-                    Bytes::new()
-                } else {
-                    response.body_bytes()
-                };
-                report.answered(response.status(), body.len());
-                let block = response.h2_block();
-                let sent = stream
-                    .lock()
-                    .send_block(id, &block, body.is_empty())
-                    .map_err(|_| Stop::Gone);
-                if sent.is_ok() && !body.is_empty() {
-                    let _ = send_data(&stream, body, true, write_timeout).await;
-                }
+                let reply = Answer::of_static(&response, head_only);
+                answer(&stream, reply, &mut report, write_timeout).await;
             }
             Dispatched::Queued(rx) => write_stream(&shared, &stream, rx, &mut report).await,
             Dispatched::Answered { bytes, .. } => {
-                let (head, body) = answer_response(&bytes);
-                report.answered(head.status().as_u16(), body.len());
-                let _ = respond(&stream, &head, body, write_timeout).await;
+                let reply = Answer::from_http1(&bytes);
+                answer(&stream, reply, &mut report, write_timeout).await;
             }
         }
         drop(report);
@@ -698,7 +673,7 @@ fn stream_exchange(
     if let hyperion_http::BodyFraming::Length(n) = head.framing {
         if n > max {
             rejected(shared, at.peer, 413, "body_too_large");
-            answer_simple(&at, conn, id, 413, report);
+            answer_now(&at, conn, id, Answer::simple(413), Some(&mut report));
             return;
         }
     }
@@ -715,11 +690,15 @@ fn stream_exchange(
             response,
             head_only,
             ..
-        } => send_static(&at, conn, id, &response, head_only, report),
+        } => answer_now(
+            &at,
+            conn,
+            id,
+            Answer::of_static(&response, head_only),
+            Some(&mut report),
+        ),
         Dispatched::Answered { bytes, .. } => {
-            let (head, body) = answer_response(&bytes);
-            report.answered(head.status().as_u16(), body.len());
-            respond_now(&at, conn, id, &head, body);
+            answer_now(&at, conn, id, Answer::from_http1(&bytes), Some(&mut report));
         }
         Dispatched::Queued(rx) => {
             let shared = shared.clone();
@@ -887,156 +866,122 @@ async fn read_body(
     Ok((body, trailers))
 }
 
-/// A static route or page-cache hit, answered on the connection task: the prebuilt header
-/// block and the shared body, queued together so HEADERS and DATA leave in one write.
-fn send_static(
-    at: &Taken<'_>,
-    conn: &mut Connection,
-    id: u32,
-    response: &StaticResponse,
-    head_only: bool,
-    mut report: Report,
-) {
-    let body = if head_only {
-        Bytes::new()
-    } else {
-        response.body_bytes()
-    };
-    let block = response.h2_block();
-    if conn.send_block(id, &block, body.is_empty()).is_ok() {
-        report.answered(response.status(), body.len());
-        if !body.is_empty() {
-            send_whole(at, conn, id, body);
+/// A whole answer the engine gives by itself: the status, the HPACK head and the body.
+struct Answer {
+    status: u16,
+    block: Bytes,
+    body: Bytes,
+}
+
+impl Answer {
+    /// A static route or page-cache hit: the route's prebuilt block and shared body.
+    fn of_static(response: &StaticResponse, head_only: bool) -> Answer {
+        Answer {
+            status: response.status(),
+            block: response.h2_block(),
+            body: if head_only {
+                Bytes::new()
+            } else {
+                response.body_bytes()
+            },
+        }
+    }
+
+    /// The engine's own short answers (errors): a plain-text reason phrase.
+    fn simple(status: u16) -> Answer {
+        let body = format!("{}\n", hyperion_http::reason_phrase(status));
+        let mut head = HeadBuilder::new(status as i64, 64).expect("the engine's own status");
+        head.header(b"content-type", b"text/plain; charset=utf-8")
+            .expect("a valid field");
+        Answer::from_head(&head, Bytes::from(body))
+    }
+
+    /// An answer the engine built as HTTP/1.1 bytes (a 503, an admin endpoint): its status,
+    /// its fields less the connection-specific ones, its body.
+    fn from_http1(bytes: &[u8]) -> Answer {
+        let split = bytes.windows(4).position(|w| w == b"\r\n\r\n");
+        let (head, body) = match split {
+            Some(at) => (&bytes[..at], &bytes[at + 4..]),
+            None => (bytes, &[][..]),
+        };
+        let mut lines = head
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+        let status = lines
+            .next()
+            .and_then(|line| line.get(9..12))
+            .and_then(|code| std::str::from_utf8(code).ok())
+            .and_then(|code| code.parse::<i64>().ok())
+            .and_then(|code| HeadBuilder::new(code, bytes.len()).ok());
+        let mut builder = match status {
+            Some(builder) => builder,
+            None => return Answer::simple(500),
+        };
+        for line in lines {
+            if let Some(colon) = line.iter().position(|&b| b == b':') {
+                // The engine's own lines: a field it would refuse is left out.
+                let _ = builder.header(&line[..colon], line[colon + 1..].trim_ascii());
+            }
+        }
+        Answer::from_head(&builder, Bytes::copy_from_slice(body))
+    }
+
+    fn from_head(head: &HeadBuilder, body: Bytes) -> Answer {
+        match head.h2_head(Some(body.len() as u64)) {
+            Ok(h2) => Answer {
+                status: h2.status,
+                block: Bytes::from(h2.block),
+                body,
+            },
+            Err(_) => Answer::simple(500),
         }
     }
 }
 
-/// Queues a response on the connection task: the head, and the body if the windows allow it
-/// now, else from a future of its own.
-fn respond_now(
+/// Queues an answer on the connection task: the head, and the body if the windows allow it
+/// now (as a rule), else from a future of its own. HEADERS and DATA leave in one write.
+fn answer_now(
     at: &Taken<'_>,
     conn: &mut Connection,
     id: u32,
-    head: &http::Response<()>,
-    body: Bytes,
+    answer: Answer,
+    report: Option<&mut Report>,
 ) {
-    let end = body.is_empty();
-    let status = head.status().as_u16();
-    if conn
-        .send_headers(id, status, fields_of(head.headers()), end)
-        .is_ok()
-        && !end
-    {
-        send_whole(at, conn, id, body);
+    let end = answer.body.is_empty();
+    if conn.send_block(id, &answer.block, end).is_err() {
+        return;
     }
-}
-
-fn send_whole(at: &Taken<'_>, conn: &mut Connection, id: u32, body: Bytes) {
+    if let Some(report) = report {
+        report.answered(answer.status, answer.body.len());
+    }
+    if end {
+        return;
+    }
     match conn.capacity(id) {
-        Ok(room) if room >= body.len() => {
-            let _ = conn.send_data(id, &body, true);
+        Ok(room) if room >= answer.body.len() => {
+            let _ = conn.send_data(id, &answer.body, true);
         }
         Ok(_) => {
             let stream = at.stream(id);
             let write_timeout = at.shared.config.write_timeout;
             at.streams.push(Box::pin(async move {
-                let _ = send_data(&stream, body, true, write_timeout).await;
+                let _ = send_data(&stream, answer.body, true, write_timeout).await;
             }));
         }
         Err(_) => {}
     }
 }
 
-/// The engine's own short answer (errors) on a new stream.
-fn answer_simple(at: &Taken<'_>, conn: &mut Connection, id: u32, status: u16, mut report: Report) {
-    let (head, body) = simple_response(status, &[]);
-    report.answered(status, body.len());
-    respond_now(at, conn, id, &head, body);
-}
-
 /// The same from a stream's future.
-async fn respond_simple(
-    stream: &StreamRef,
-    status: u16,
-    report: &mut Report,
-    write_timeout: Duration,
-) {
-    let (head, body) = simple_response(status, &[]);
-    report.answered(status, body.len());
-    let _ = respond(stream, &head, body, write_timeout).await;
-}
-
-async fn respond(
-    stream: &StreamRef,
-    head: &http::Response<()>,
-    body: Bytes,
-    write_timeout: Duration,
-) -> Result<(), Stop> {
-    stream.send_response(head, body.is_empty())?;
-    if body.is_empty() {
-        return Ok(());
+async fn answer(stream: &StreamRef, answer: Answer, report: &mut Report, write_timeout: Duration) {
+    let end = answer.body.is_empty();
+    if stream.send_head(&answer.block, end).is_err() {
+        return;
     }
-    send_data(stream, body, true, write_timeout).await
-}
-
-/// The engine's own short answers (errors, 503): a plain-text reason phrase.
-fn simple_response(status: u16, extra: &[(&'static str, &str)]) -> (http::Response<()>, Bytes) {
-    let body = format!("{}\n", hyperion_http::reason_phrase(status));
-    let mut response = http::Response::new(());
-    *response.status_mut() =
-        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(http::header::CONTENT_LENGTH, body.len().into());
-    headers.insert(http::header::DATE, date_value());
-    for (name, value) in extra {
-        if let Ok(value) = http::HeaderValue::from_str(value) {
-            headers.insert(*name, value);
-        }
+    report.answered(answer.status, answer.body.len());
+    if !end {
+        let _ = send_data(stream, answer.body, true, write_timeout).await;
     }
-    (response, Bytes::from(body))
-}
-
-/// An answer the engine built as HTTP/1.1 bytes (a 503, an admin endpoint) as an HTTP/2
-/// response: its status, its fields less the connection-specific ones, its body.
-fn answer_response(bytes: &[u8]) -> (http::Response<()>, Bytes) {
-    let split = bytes.windows(4).position(|w| w == b"\r\n\r\n");
-    let (head, body) = match split {
-        Some(at) => (&bytes[..at], &bytes[at + 4..]),
-        None => (bytes, &[][..]),
-    };
-    let mut lines = head
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-    let status = lines
-        .next()
-        .and_then(|line| line.get(9..12))
-        .and_then(|code| std::str::from_utf8(code).ok())
-        .and_then(|code| http::StatusCode::from_bytes(code.as_bytes()).ok())
-        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = http::Response::new(());
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    for line in lines {
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
-        let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name),
-            http::HeaderValue::from_bytes(value),
-        ) else {
-            continue;
-        };
-        let framing = name == http::header::CONNECTION || name == http::header::TRANSFER_ENCODING;
-        if !framing && !crate::response::is_connection_specific(name.as_ref(), value.as_bytes()) {
-            headers.append(name, value);
-        }
-    }
-    (response, Bytes::copy_from_slice(body))
 }
 
 /// Why a response stopped early.
@@ -1067,7 +1012,7 @@ async fn write_stream(
         };
         match msg {
             Some(ResponseMsg::Interim(head)) => {
-                let _ = stream.send_head(&head, false);
+                let _ = stream.send_head(&head.block, false);
             }
             other => break other,
         }
@@ -1086,7 +1031,7 @@ async fn write_stream(
             notice,
         }) => {
             report.answered(head.status, len as usize);
-            let sent = match stream.send_head(&head, len == 0) {
+            let sent = match stream.send_head(&head.block, len == 0) {
                 // Rare: boxed, so that it adds nothing to the size of every stream's future.
                 Ok(()) if len > 0 => Box::pin(send_file(stream, file, len, write_timeout)).await,
                 other => other,
@@ -1103,7 +1048,7 @@ async fn write_stream(
     };
     let only_head = end && body.is_empty();
     report.answered(head.status, body.len());
-    if let Err(stop) = stream.send_head(&head, only_head) {
+    if let Err(stop) = stream.send_head(&head.block, only_head) {
         finished(notice, Err(stop));
         return;
     }
@@ -1151,7 +1096,12 @@ async fn write_stream(
                 notice = n;
                 stream
                     .lock()
-                    .send_trailers(stream.id, fields_of(&trailers))
+                    .send_trailers(
+                        stream.id,
+                        trailers
+                            .iter()
+                            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
+                    )
                     .map_err(|_| Stop::Gone)
             }
             // Abort (a short body, a failed app), a dropped exchange, or a message that has
@@ -1300,6 +1250,45 @@ mod tests {
             head,
             "POST /a/b?x=1 HTTP/1.1\r\nhost: example.com:8443\r\ncookie: a=1\r\ncookie: b=2\r\n\r\n"
         );
+    }
+
+    fn decoded(answer: &Answer) -> Vec<(String, String)> {
+        crate::response::H2Head {
+            status: answer.status,
+            block: answer.block.to_vec(),
+        }
+        .fields()
+    }
+
+    #[test]
+    fn an_http11_answer_keeps_its_status_fields_and_body_without_connection_fields() {
+        let bytes = crate::response::simple_response(
+            503,
+            "Service Unavailable\n",
+            true,
+            &[("retry-after", "1")],
+        );
+        let answer = Answer::from_http1(&bytes);
+        assert_eq!(answer.status, 503);
+        assert_eq!(&answer.body[..], b"Service Unavailable\n");
+        let fields = decoded(&answer);
+        let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.iter().filter(|n| **n == "date").count(), 1);
+        assert!(!names.contains(&"connection"));
+        assert!(fields.contains(&(":status".into(), "503".into())));
+        assert!(fields.contains(&("retry-after".into(), "1".into())));
+        assert!(fields.contains(&("content-length".into(), "20".into())));
+    }
+
+    #[test]
+    fn a_simple_answer_is_plain_text_with_its_length_and_a_date() {
+        let answer = Answer::simple(431);
+        let fields = decoded(&answer);
+        assert_eq!(fields[0], (":status".into(), "431".into()));
+        let length = answer.body.len().to_string();
+        assert!(fields.contains(&("content-length".into(), length)));
+        assert!(fields.contains(&("content-type".into(), "text/plain; charset=utf-8".into())));
+        assert!(fields.iter().any(|(n, _)| n == "date"));
     }
 
     #[test]

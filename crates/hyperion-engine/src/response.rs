@@ -247,39 +247,6 @@ impl HeadBuilder {
         self.buf.extend_from_slice(b"\r\n");
     }
 
-    /// The status and headers as an HTTP/2 head (no date, no framing): connection-specific
-    /// headers (RFC 9113 8.2.2) are dropped and names lowercased.
-    pub(crate) fn to_h2(&self) -> Result<http::Response<()>, ResponseError> {
-        let mut response = http::Response::new(());
-        *response.status_mut() = http::StatusCode::from_u16(self.status)
-            .map_err(|_| ResponseError::InvalidStatus(self.status as i64))?;
-        let headers = response.headers_mut();
-        // The buffer holds our own validated lines: the status line, then `name: value\r\n`.
-        let start = self
-            .buf
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .map_or(self.buf.len(), |i| i + 2);
-        for line in self.buf[start..].split(|&b| b == b'\n') {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let Some(colon) = line.iter().position(|&b| b == b':') else {
-                continue;
-            };
-            let name = &line[..colon];
-            let value = line[colon + 1..].trim_ascii_start();
-            if is_connection_specific(name, value) {
-                continue;
-            }
-            let name = http::HeaderName::from_bytes(name).map_err(|_| {
-                ResponseError::InvalidHeaderName(String::from_utf8_lossy(name).into())
-            })?;
-            let value = http::HeaderValue::from_bytes(value)
-                .map_err(|_| ResponseError::InvalidHeaderValue(name.as_str().to_string()))?;
-            headers.append(name, value);
-        }
-        Ok(response)
-    }
-
     /// The head as an HTTP/2 HPACK block: names in lowercase, connection-specific fields left
     /// out, then `content-length: length` and a date when asked for.
     pub(crate) fn to_h2_block(
@@ -329,6 +296,12 @@ impl HeadBuilder {
             status: self.status,
             block,
         })
+    }
+
+    /// An HTTP/2 head with the server's date (unless the head has one) and, when known, the
+    /// content-length.
+    pub(crate) fn h2_head(&self, length: Option<u64>) -> Result<H2Head, ResponseError> {
+        self.to_h2_block(length, !self.has_date)
     }
 
     /// The app's Content-Length, if it declared one.
@@ -391,31 +364,6 @@ pub(crate) fn is_connection_specific(name: &[u8], value: &[u8]) -> bool {
         || name.eq_ignore_ascii_case(b"proxy-connection")
         || name.eq_ignore_ascii_case(b"upgrade")
         || (name.eq_ignore_ascii_case(b"te") && !value.eq_ignore_ascii_case(b"trailers"))
-}
-
-/// The current date as a header value (HTTP/2 responses), made at most once per second per
-/// thread; a clone shares its bytes.
-pub(crate) fn date_value() -> http::HeaderValue {
-    thread_local! {
-        static DATE: std::cell::RefCell<Option<([u8; 29], http::HeaderValue)>> =
-            const { std::cell::RefCell::new(None) };
-    }
-    let now = hyperion_http::http_date();
-    DATE.with(|cell| {
-        let mut cached = cell.borrow_mut();
-        match &*cached {
-            Some((date, value)) if *date == now => value.clone(),
-            _ => {
-                let value =
-                    http::HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(&now))
-                        .unwrap_or_else(|_| {
-                            http::HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT")
-                        });
-                *cached = Some((now, value.clone()));
-                value
-            }
-        }
-    })
 }
 
 /// Trailer fields for the end of a streamed response, validated like headers. Pseudo-header
@@ -521,11 +469,6 @@ impl Response {
         self.h2
     }
 
-    /// An HTTP/2 head with the server's date and, when known, the content-length.
-    fn h2_head(&self, head: &HeadBuilder, length: Option<u64>) -> Result<H2Head, ResponseError> {
-        head.to_h2_block(length, !head.has_date)
-    }
-
     pub fn is_head_request(&self) -> bool {
         self.head_request
     }
@@ -574,7 +517,7 @@ impl Response {
                 (true, Some(declared)) => declared,
                 _ => body_len,
             };
-            let head = self.h2_head(&head, with_body.then_some(len))?;
+            let head = head.h2_head(with_body.then_some(len))?;
             let mut body = Vec::new();
             if with_body && !self.head_request && body_len > 0 {
                 body.reserve(body_len as usize);
@@ -630,7 +573,7 @@ impl Response {
                 None => StreamFraming::Chunked,
             };
             let length = head.content_length.filter(|_| allowed);
-            let head = self.h2_head(&head, length)?;
+            let head = head.h2_head(length)?;
             self.state = State::Streaming {
                 framing,
                 keep_alive: true,
@@ -859,7 +802,7 @@ impl Response {
             if self.state != State::Pending {
                 return Err(ResponseError::AlreadyStarted);
             }
-            let head = self.h2_head(&head, Some(len))?;
+            let head = head.h2_head(Some(len))?;
             self.state = State::Done;
             return Ok(ResponseMsg::File2 {
                 head,

@@ -78,10 +78,10 @@ pub struct StaticResponse {
     head: Vec<u8>,
     /// `content-length: N\r\n`.
     length_line: Vec<u8>,
-    /// The same head for HTTP/2 streams (content-length included, date added when sent).
-    h2_headers: http::HeaderMap,
     /// The same head as an HPACK block (it never refers to the dynamic table, so any stream
-    /// of any connection can send it), remade once a second.
+    /// of any connection can send it), content-length included, without the date.
+    h2_head: Vec<u8>,
+    /// `h2_head` with the date of the second it was made for.
     h2_block: Mutex<([u8; 29], bytes::Bytes)>,
     body: bytes::Bytes,
 }
@@ -107,11 +107,7 @@ impl StaticResponse {
         if !(200..=999).contains(&status) || status == 204 || status == 304 {
             return Err(ResponseError::InvalidStatus(status as i64));
         }
-        let mut h2_headers = std::mem::take(head.to_h2()?.headers_mut());
-        h2_headers.insert(
-            http::header::CONTENT_LENGTH,
-            http::HeaderValue::from(body.len()),
-        );
+        let h2_head = head.to_h2_block(Some(body.len() as u64), false)?.block;
         let head = head.into_bytes();
         let length_line = format!("content-length: {}\r\n", body.len()).into_bytes();
         Ok(StaticResponse {
@@ -119,7 +115,7 @@ impl StaticResponse {
             head,
             length_line,
             h2_block: Mutex::new(([0; 29], bytes::Bytes::new())),
-            h2_headers,
+            h2_head,
             body: body.into(),
         })
     }
@@ -147,12 +143,9 @@ impl StaticResponse {
         let mut dated = self.h2_block.lock().unwrap_or_else(|e| e.into_inner());
         // (The first date, all zeros, never matches.)
         if dated.0 != now {
+            let mut block = Vec::with_capacity(self.h2_head.len() + 40);
+            block.extend_from_slice(&self.h2_head);
             let mut encoder = hyperion_h2::hpack::Encoder::new();
-            let mut block = Vec::with_capacity(64 + self.head.len());
-            encoder.status(self.status, &mut block);
-            for (name, value) in &self.h2_headers {
-                encoder.field(name.as_str().as_bytes(), value.as_bytes(), &mut block);
-            }
             encoder.field(b"date", &now, &mut block);
             *dated = (now, block.into());
         }

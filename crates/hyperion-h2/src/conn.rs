@@ -424,18 +424,18 @@ impl Connection {
     fn fail(&mut self, reason: Reason) -> ConnError {
         if self.phase != Phase::Closed {
             frame::write_goaway(&mut self.out, self.last_stream, reason);
-            self.phase = Phase::Closed;
-            for (_, mut stream) in self.streams.drain() {
-                stream.wake();
-            }
-            self.events.clear();
+            self.close_all();
         }
         ConnError { reason }
     }
 
-    /// Ends the connection at once: the client passed a limit its owner keeps.
-    pub fn abort(&mut self, reason: Reason) -> ConnError {
-        self.fail(reason)
+    /// The socket is gone: every stream ends, and the tasks waiting on them learn so.
+    pub fn close_all(&mut self) {
+        self.phase = Phase::Closed;
+        for (_, mut stream) in self.streams.drain() {
+            stream.wake();
+        }
+        self.events.clear();
     }
 
     /// Graceful shutdown: GOAWAY NO_ERROR with the last stream taken; streams already taken

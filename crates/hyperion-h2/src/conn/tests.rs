@@ -240,6 +240,14 @@ impl Client {
         assert!(self.conn.is_gone(id));
     }
 
+    /// A malformed request on stream 1 is reset before it becomes an event, and the
+    /// connection goes on to answer stream 3.
+    fn refuses_malformed(&mut self, block: &[u8]) {
+        self.resets(&headers(1, ES_EH, block), 1, Reason::PROTOCOL_ERROR);
+        assert!(self.conn.next_event().is_none());
+        self.answers(3);
+    }
+
     /// The connection still serves: a GET on `id` is taken and answered.
     fn answers(&mut self, id: u32) {
         self.send(&get(id)).unwrap();
@@ -670,9 +678,7 @@ fn connection_window_update_of_zero_is_protocol_error() {
 fn missing_method_resets_the_stream() {
     let mut c = Client::open();
     let block = hb(&[(":scheme", "https"), (":path", "/"), (":authority", "a")]);
-    c.resets(&headers(1, ES_EH, &block), 1, Reason::PROTOCOL_ERROR);
-    assert!(c.conn.next_event().is_none());
-    c.answers(3);
+    c.refuses_malformed(&block);
 }
 
 #[test]
@@ -684,18 +690,14 @@ fn pseudo_header_after_regular_field_resets_the_stream() {
         ("accept", "*/*"),
         (":path", "/"),
     ]);
-    c.resets(&headers(1, ES_EH, &block), 1, Reason::PROTOCOL_ERROR);
-    assert!(c.conn.next_event().is_none());
-    c.answers(3);
+    c.refuses_malformed(&block);
 }
 
 #[test]
 fn connection_specific_field_resets_the_stream() {
     let mut c = Client::open();
     let block = req("GET", &[("connection", "keep-alive")]);
-    c.resets(&headers(1, ES_EH, &block), 1, Reason::PROTOCOL_ERROR);
-    assert!(c.conn.next_event().is_none());
-    c.answers(3);
+    c.refuses_malformed(&block);
 }
 
 #[test]
@@ -715,9 +717,7 @@ fn te_gzip_resets_the_stream_while_te_trailers_is_accepted() {
 fn uppercase_field_name_resets_the_stream() {
     let mut c = Client::open();
     let block = req("GET", &[("X-Foo", "1")]);
-    c.resets(&headers(1, ES_EH, &block), 1, Reason::PROTOCOL_ERROR);
-    assert!(c.conn.next_event().is_none());
-    c.answers(3);
+    c.refuses_malformed(&block);
 }
 
 #[test]
@@ -1198,18 +1198,14 @@ fn duplicate_pseudo_header_resets_the_stream() {
     let block = req("GET", &[]);
     let mut twice = hb(&[(":path", "/other")]);
     twice.extend_from_slice(&block);
-    c.resets(&headers(1, ES_EH, &twice), 1, Reason::PROTOCOL_ERROR);
-    assert!(c.conn.next_event().is_none());
-    c.answers(3);
+    c.refuses_malformed(&twice);
 }
 
 #[test]
 fn end_stream_with_nonzero_content_length_resets_the_stream() {
     let mut c = Client::open();
     let block = req("POST", &[("content-length", "3")]);
-    c.resets(&headers(1, ES_EH, &block), 1, Reason::PROTOCOL_ERROR);
-    assert!(c.conn.next_event().is_none());
-    c.answers(3);
+    c.refuses_malformed(&block);
 }
 
 #[test]
@@ -1334,7 +1330,5 @@ fn window_update_on_idle_server_stream_is_protocol_error() {
 fn empty_method_resets_the_stream() {
     let mut c = Client::open();
     let block = req("", &[]);
-    c.resets(&headers(1, ES_EH, &block), 1, Reason::PROTOCOL_ERROR);
-    assert!(c.conn.next_event().is_none());
-    c.answers(3);
+    c.refuses_malformed(&block);
 }
