@@ -15,6 +15,9 @@
 # up with a short wrk run: a Ruby server's first requests are slower than its steady state. Server on core 0, h2load on core 1 (`taskset`), medians of RUNS
 # runs, round-robin. Runs where any request failed are INVALID and excluded. nghttpd logs
 # nothing per request, so Hyperion runs with --no-log-requests: both do the same work.
+# Each run also records the server's CPU time per request (`group_cpu_ns` in lib.sh): at
+# several hundred thousand requests/s h2load's one core can be the bottleneck, and this VM's
+# speed drifts between runs, so the CPU ratio is the steadier comparison of the two.
 #
 # Over h2c (prior knowledge) by default. With TLS_CERT and TLS_KEY set (PEM files), every
 # server listens with TLS instead and h2load negotiates h2 by ALPN (Hyperion takes
@@ -80,7 +83,7 @@ SHAPES=("c1m100|-c 1 -m 100|$REQUESTS" "c10m10|-c 10 -m 10|$REQUESTS_C10")
   echo "\`taskset -c $CLIENT_CPU h2load SHAPE URL\` (SHAPE below) after $WARMUP_REQUESTS requests of warm-up; $RUNS runs round-robin; medians of valid runs."
 } >"$REPORT"
 
-declare -A RPS=() VALID=()
+declare -A RPS=() CPU=() VALID=()
 port=$PORT_BASE
 for run in $(seq 1 "$RUNS"); do
   for entry in "${SERVERS[@]}"; do
@@ -100,15 +103,17 @@ for run in $(seq 1 "$RUNS"); do
       raw=$RAW_DIR/h2-$STAMP-$label-$shape_name-run$run.txt
       status=0
       # shellcheck disable=SC2086
+      cpu_before=$(group_cpu_ns "$SERVER_PID")
       taskset -c "$CLIENT_CPU" h2load $shape_args -n "$shape_n" "$url" >"$raw" 2>&1 || status=$?
+      cpu_us=$(cpu_us_per_request "$(( $(group_cpu_ns "$SERVER_PID") - cpu_before ))" "$shape_n")
       rps=$(awk '/^finished in/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "req/s,") { print $i; exit } }' "$raw")
       if ! grep -qE "^requests: .* $shape_n succeeded, 0 failed, 0 errored" "$raw" || (( status != 0 )) || [[ -z $rps ]]; then
         loud "INVALID: $label $shape_name run $run (raw: ${raw#"$ROOT"/})"
         continue
       fi
       key="$label|$shape_name"
-      RPS[$key]+="$rps"$'\n'; VALID[$key]=$(( ${VALID[$key]:-0} + 1 ))
-      log "  $shape_name: $rps req/s"
+      RPS[$key]+="$rps"$'\n'; CPU[$key]+="$cpu_us"$'\n'; VALID[$key]=$(( ${VALID[$key]:-0} + 1 ))
+      log "  $shape_name: $rps req/s, $cpu_us us of server CPU per request"
     done
     stop_server "$label"
   done
@@ -117,19 +122,23 @@ done
 for shape in "${SHAPES[@]}"; do
   IFS='|' read -r shape_name shape_args shape_n <<<"$shape"
   reference=$(printf '%s' "${RPS[nghttpd|$shape_name]:-}" | median '%.2f')
+  reference_cpu=$(printf '%s' "${CPU[nghttpd|$shape_name]:-}" | median '%.2f')
   {
     echo
     echo "## h2load $shape_args -n $shape_n"
     echo
-    echo "| Server | Command | Median req/s | vs nghttpd | Valid runs |"
-    echo "|---|---|---:|---:|---:|"
+    echo "| Server | Command | Median req/s | vs nghttpd | Server CPU us/request | nghttpd's CPU / this | Valid runs |"
+    echo "|---|---|---:|---:|---:|---:|---:|"
     for entry in "${SERVERS[@]}"; do
       IFS='|' read -r label cmd path <<<"$entry"
       key="$label|$shape_name"
       med=$(printf '%s' "${RPS[$key]:-}" | median '%.2f')
       ratio="–"
       [[ -n $med && -n $reference ]] && ratio=$(awk -v a="$med" -v b="$reference" 'BEGIN { printf "%.2fx", a / b }')
-      echo "| $label | \`${cmd//PORT/P}\` $path | ${med:-–} | $ratio | ${VALID[$key]:-0}/$RUNS |"
+      cpu=$(printf '%s' "${CPU[$key]:-}" | median '%.2f')
+      cpu_ratio="–"
+      [[ -n $cpu && -n $reference_cpu ]] && cpu_ratio=$(awk -v a="$reference_cpu" -v b="$cpu" 'BEGIN { if (b > 0) printf "%.2fx", a / b }')
+      echo "| $label | \`${cmd//PORT/P}\` $path | ${med:-–} | $ratio | ${cpu:-–} | $cpu_ratio | ${VALID[$key]:-0}/$RUNS |"
     done
   } >>"$REPORT"
 done

@@ -73,6 +73,28 @@ http_ok() { [[ $(curl -s -o /dev/null -m 1 -w '%{http_code}' "http://127.0.0.1:$
 
 wait_until_ready() { wait_for_server "$1" "$2" "$3" http_ok; }
 
+# CPU time (nanoseconds, from each thread's /proc schedstat) of every process in the server's
+# process group: what the server spent, wherever it ran (nginx's worker included). Divided by
+# the requests the client completed it gives the server's cost per request, which still
+# compares servers when the client (one thread on one core) is the bottleneck, or when the
+# machine's speed drifts between runs, and req/s cannot. Threads that end during a run are
+# not counted; the servers measured keep theirs.
+group_cpu_ns() {
+  local pgid=$1 pid total=0 task
+  for pid in $(for f in /proc/[0-9]*/stat; do cat "$f" 2>/dev/null; echo; done |
+      awk -v g="$pgid" '{ pid = $1; sub(/^.*\) /, ""); if ($3 == g) print pid }'); do
+    for task in /proc/"$pid"/task/*/schedstat; do
+      read -r ns _ <"$task" 2>/dev/null && total=$((total + ns))
+    done
+  done
+  echo "$total"
+}
+
+# Microseconds of server CPU per request: cpu_us_per_request NANOSECONDS REQUESTS.
+cpu_us_per_request() {
+  awk -v t="$1" -v r="$2" 'BEGIN { if (r > 0) printf "%.2f", t / 1000 / r }'
+}
+
 # SIGTERM first (a graceful stop is part of normal server behaviour); a server that ignores
 # it is killed, and that is reported rather than hidden.
 stop_server() {

@@ -127,16 +127,6 @@ record_native_ext() {
 
 
 
-# CPU time (clock ticks, user + system) of every process in the server's process group: what
-# the server spent, wherever it ran (nginx's worker included). Divided by the requests wrk
-# completed it gives the server's cost per request, which still compares servers when wrk
-# (one thread) is the bottleneck and req/s cannot.
-group_cpu_ticks() {
-  local pgid=$1 f
-  for f in /proc/[0-9]*/stat; do cat "$f" 2>/dev/null; echo; done |
-    awk -v g="$pgid" '{ sub(/^.*\) /, ""); if ($3 == g) t += $12 + $13 } END { print t + 0 }'
-}
-TICKS_PER_SECOND=$(getconf CLK_TCK)
 
 declare -A RPS P99 CPU VALID
 read -r -a SERVER_LIST <<<"$SERVERS"
@@ -165,9 +155,9 @@ for run in $(seq 1 "$RUNS"); do
     taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" "$url" >/dev/null 2>&1 || true
 
     wrk_status=0
-    ticks_before=$(group_cpu_ticks "$SERVER_PID")
+    cpu_before=$(group_cpu_ns "$SERVER_PID")
     taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$url" >"$raw" 2>&1 || wrk_status=$?
-    ticks=$(( $(group_cpu_ticks "$SERVER_PID") - ticks_before ))
+    cpu_ns=$(( $(group_cpu_ns "$SERVER_PID") - cpu_before ))
     stop_server "$name"
     # Everything but the access lines (one per request: hundreds of MB per run).
     grep -v -e '"message":"request"' -e ' \[hyperion\] request ' "$TMP/$name-run$run.log" \
@@ -176,7 +166,7 @@ for run in $(seq 1 "$RUNS"); do
     rps=$(awk '/^Requests\/sec:/ { print $2 }' "$raw")
     requests=$(awk '/requests in/ { print $1 }' "$raw")
     cpu_us=""
-    [[ -n $requests ]] && cpu_us=$(awk -v t="$ticks" -v hz="$TICKS_PER_SECOND" -v r="$requests" 'BEGIN { if (r > 0) printf "%.2f", t * 1000000 / hz / r }')
+    [[ -n $requests ]] && cpu_us=$(cpu_us_per_request "$cpu_ns" "$requests")
     p99_raw=$(awk '$1 == "99%" { print $2 }' "$raw")
     p99=""
     [[ -n $p99_raw ]] && p99=$(to_ms "$p99_raw" || true)
