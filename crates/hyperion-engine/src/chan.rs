@@ -17,6 +17,9 @@ struct State<T> {
     receiver: bool,
     /// The receiver's task, when it found the queue empty.
     waker: Option<Waker>,
+    /// Senders waiting in `blocking_send` for room. A wake-up is a system call even when
+    /// nobody waits, so `room` is signalled only when someone does.
+    blocked: usize,
 }
 
 struct Shared<T> {
@@ -60,6 +63,7 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
             senders: 1,
             receiver: true,
             waker: None,
+            blocked: 0,
         }),
         room: Condvar::new(),
         capacity: capacity.max(1),
@@ -92,7 +96,9 @@ impl<T> Sender<T> {
                 push(state, msg);
                 return Ok(());
             }
+            state.blocked += 1;
             state = self.0.room.wait(state).unwrap_or_else(|e| e.into_inner());
+            state.blocked -= 1;
         }
     }
 }
@@ -159,8 +165,8 @@ impl<T> Receiver<T> {
         let was_full = state.queue.len() >= self.0.capacity;
         match state.queue.pop_front() {
             Some(msg) => {
-                if was_full {
-                    // A sender may be waiting for exactly this room.
+                if was_full && state.blocked > 0 {
+                    // A sender is waiting for exactly this room.
                     self.0.room.notify_one();
                 }
                 Ok(msg)
@@ -176,8 +182,11 @@ impl<T> Drop for Receiver<T> {
         let mut state = self.0.lock();
         state.receiver = false;
         let left = std::mem::take(&mut state.queue);
+        let blocked = state.blocked > 0;
         drop(state);
-        self.0.room.notify_all();
+        if blocked {
+            self.0.room.notify_all();
+        }
         drop(left);
     }
 }

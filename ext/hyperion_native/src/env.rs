@@ -1,6 +1,6 @@
 //! Building the Rack env for one exchange, in one call, with interned keys.
 
-use std::os::raw::{c_char, c_long, c_void};
+use std::os::raw::{c_char, c_int, c_long, c_void};
 use std::sync::OnceLock;
 
 use hyperion_engine::{Body, Exchange, Peer};
@@ -252,7 +252,9 @@ pub struct Callables {
 
 /// `rack.early_hints` and, when the socket can be handed over, `rack.hijack`: the adapter's
 /// `EarlyHints` and `Hijack` objects for this exchange.
-fn add_callables(ruby: &Ruby, pairs: &mut Pairs, env: VALUE, callables: &Callables) {
+/// Makes the request's `rack.early_hints` object (returned) and, for HTTP/1.1, puts its
+/// `rack.hijack`.
+fn add_callables(ruby: &Ruby, pairs: &mut Pairs, env: VALUE, callables: &Callables) -> VALUE {
     let k = INTERNED.get().expect("env::init runs at load");
     let hints = instance(
         ruby.get_inner(&EARLY_HINTS),
@@ -261,7 +263,6 @@ fn add_callables(ruby: &Ruby, pairs: &mut Pairs, env: VALUE, callables: &Callabl
             (k.iv_logger, callables.logger),
         ],
     );
-    pairs.put(env, k.rack_early_hints, hints);
     if callables.hijack {
         let hijack = instance(
             ruby.get_inner(&HIJACK),
@@ -269,6 +270,90 @@ fn add_callables(ruby: &Ruby, pairs: &mut Pairs, env: VALUE, callables: &Callabl
         );
         pairs.put(env, k.rack_hijack, hijack);
     }
+    hints
+}
+
+/// The entries every request sets, in the order they open every template (see
+/// [`env_templates`]): a copied template holds them in its first places, with nil, and
+/// [`Fixed::fill`] writes the request's values there without hashing a key.
+const FIXED: usize = 10;
+
+fn fixed_keys(k: &Interned) -> [VALUE; FIXED] {
+    [
+        k.request_method,
+        k.path_info,
+        k.query_string,
+        k.request_uri,
+        k.server_name,
+        k.server_port,
+        k.remote_addr,
+        k.rack_input,
+        k.rack_response_finished,
+        k.rack_early_hints,
+    ]
+}
+
+/// The request's values for [`fixed_keys`], on the stack (where the collector sees them)
+/// until they are in the env.
+struct Fixed {
+    keys: [VALUE; FIXED],
+    values: [VALUE; FIXED],
+    next: usize,
+}
+
+impl Fixed {
+    /// Writes the values over the template's placeholders in place. A table whose first
+    /// keys are not [`fixed_keys`] (a template not made by `env_templates`) gets them through
+    /// `pairs` instead.
+    fn fill(mut self, env: VALUE, pairs: &mut Pairs) {
+        // SAFETY: GVL held; `env` is a new Hash nothing else holds. `rb_hash_tbl` marks it
+        // write-barrier unprotected, so values may be written into its table directly. The
+        // callbacks only read `Fixed` through `arg`, which outlives the call.
+        let filled = unsafe {
+            let table = rb_sys::rb_hash_tbl(env, c"env.rs".as_ptr(), line!() as c_int);
+            rb_sys::rb_st_foreach_with_replace(
+                table,
+                Some(fixed_check),
+                Some(fixed_replace),
+                &mut self as *mut Fixed as rb_sys::st_data_t,
+            );
+            self.next
+        };
+        for i in filled..FIXED {
+            pairs.put(env, self.keys[i], self.values[i]);
+        }
+    }
+}
+
+unsafe extern "C" fn fixed_check(
+    key: rb_sys::st_data_t,
+    _value: rb_sys::st_data_t,
+    arg: rb_sys::st_data_t,
+    _error: c_int,
+) -> c_int {
+    // SAFETY: `arg` is the `Fixed` passed by `Fixed::fill`.
+    let fixed = unsafe { &*(arg as *const Fixed) };
+    if fixed.next < FIXED && fixed.keys[fixed.next] == key as VALUE {
+        rb_sys::st_retval::ST_REPLACE as c_int
+    } else {
+        rb_sys::st_retval::ST_STOP as c_int
+    }
+}
+
+unsafe extern "C" fn fixed_replace(
+    _key: *mut rb_sys::st_data_t,
+    value: *mut rb_sys::st_data_t,
+    arg: rb_sys::st_data_t,
+    _existing: c_int,
+) -> c_int {
+    // SAFETY: `arg` is the `Fixed` passed by `Fixed::fill`; `value` points at the entry's
+    // value, which st lets the callback replace.
+    unsafe {
+        let fixed = &mut *(arg as *mut Fixed);
+        *value = fixed.values[fixed.next] as rb_sys::st_data_t;
+        fixed.next += 1;
+    }
+    rb_sys::st_retval::ST_CONTINUE as c_int
 }
 
 /// Entries for the env, gathered where the collector sees the new values (this struct lives
@@ -396,7 +481,10 @@ const ENV_ROOM: usize = 31;
 /// its own without the table growing.
 pub fn env_templates(ruby: &Ruby, entries: RHash) -> Result<RArray, Error> {
     let k = INTERNED.get().expect("env::init runs at load");
-    let mut base = Vec::with_capacity(entries.len() * 2 + 6);
+    let mut base = Vec::with_capacity(FIXED * 2 + entries.len() * 2 + 6);
+    for key in fixed_keys(k) {
+        base.extend([key, rb_sys::Qnil as VALUE]);
+    }
     entries.foreach(|key: Value, value: Value| {
         base.push(key.as_raw());
         base.push(value.as_raw());
@@ -458,16 +546,19 @@ pub fn build(
     let buf = &ex.head_bytes[..];
     let head = &ex.head;
 
-    pairs.put(env, k.request_method, k.method(head.method.slice(buf)));
+    let mut fixed = Fixed {
+        keys: fixed_keys(k),
+        values: [rb_sys::Qnil as VALUE; FIXED],
+        next: 0,
+    };
+    let [method_v, path_v, query_v, uri_v, name_v, port_v, addr_v, input_v, finished_v, hints_v] =
+        &mut fixed.values;
+    *method_v = k.method(head.method.slice(buf));
     // An absolute-form target with no path ("http://host?q") means "/" (RFC 9112 3.2.2).
     let path = head.path.slice(buf);
-    pairs.put(
-        env,
-        k.path_info,
-        new_str(if path.is_empty() { b"/" } else { path }),
-    );
-    pairs.put(env, k.query_string, new_str(head.query.slice(buf)));
-    pairs.put(env, k.request_uri, new_str(head.target.slice(buf)));
+    *path_v = new_str(if path.is_empty() { b"/" } else { path });
+    *query_v = new_str(head.query.slice(buf));
+    *uri_v = new_str(head.target.slice(buf));
     let scheme = ex.scheme();
     // Frozen and shared, as the default ports usually are in Rack servers.
     let default_port = if scheme == "https" {
@@ -479,46 +570,29 @@ pub fn build(
     match head.host.filter(|span| !span.is_empty()) {
         Some(span) => {
             let (name, port) = split_host(span.slice(buf));
-            pairs.put(env, k.server_name, new_str(name));
-            let port_v = match port {
+            *name_v = new_str(name);
+            *port_v = match port {
                 Some(port) => new_str(port),
                 None => default_port,
             };
-            pairs.put(env, k.server_port, port_v);
         }
         None => {
-            pairs.put(
-                env,
-                k.server_name,
-                new_str(ex.listener.server_name.as_bytes()),
-            );
-            if ex.listener.server_port == 0 {
-                pairs.put(env, k.server_port, default_port);
+            *name_v = new_str(ex.listener.server_name.as_bytes());
+            *port_v = if ex.listener.server_port == 0 {
+                default_port
             } else {
-                pairs.put(
-                    env,
-                    k.server_port,
-                    new_str(ex.listener.server_port.to_string().as_bytes()),
-                );
-            }
+                new_str(ex.listener.server_port.to_string().as_bytes())
+            };
         }
     }
-    match ex.peer {
+    *addr_v = match ex.peer {
         Peer::Tcp(std::net::SocketAddr::V4(addr)) => {
             let mut text = [0u8; 15];
-            pairs.put(
-                env,
-                k.remote_addr,
-                new_str(ipv4_text(*addr.ip(), &mut text)),
-            );
+            new_str(ipv4_text(*addr.ip(), &mut text))
         }
-        Peer::Tcp(addr) => pairs.put(
-            env,
-            k.remote_addr,
-            new_str(addr.ip().to_string().as_bytes()),
-        ),
-        Peer::Unix => pairs.put(env, k.remote_addr, new_str(b"127.0.0.1")),
-    }
+        Peer::Tcp(addr) => new_str(addr.ip().to_string().as_bytes()),
+        Peer::Unix => new_str(b"127.0.0.1"),
+    };
 
     let mut key = Vec::new();
     let mut saw_length = false;
@@ -622,12 +696,11 @@ pub fn build(
             class.funcall("new", (crate::input::Input::new(stream),))?
         }
     };
-    pairs.put(env, k.rack_input, input.as_raw());
+    *input_v = input.as_raw();
     // SAFETY: GVL held.
-    pairs.put(env, k.rack_response_finished, unsafe {
-        rb_sys::rb_ary_new()
-    });
-    add_callables(ruby, &mut pairs, env, callables);
+    *finished_v = unsafe { rb_sys::rb_ary_new() };
+    *hints_v = add_callables(ruby, &mut pairs, env, callables);
+    fixed.fill(env, &mut pairs);
     pairs.store(env);
     // SAFETY: `env` is the Hash created above.
     Ok(unsafe { RHash::from_value(Value::from_raw(env)).unwrap_unchecked() })
