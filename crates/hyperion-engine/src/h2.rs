@@ -560,19 +560,9 @@ fn on_request(at: Taken<'_>, conn: &mut Connection, id: u32, head: RequestHead, 
             trailers: Vec::new(),
             protocol,
         };
-        match dispatch(shared, request, peer, at.listener) {
-            Dispatched::Static {
-                response,
-                head_only,
-                ..
-            } => answer_now(
-                &at,
-                conn,
-                id,
-                Answer::of_static(&response, head_only),
-                Some(&mut report),
-            ),
-            Dispatched::Queued(rx) => {
+        match engine_answer(dispatch(shared, request, peer, at.listener)) {
+            Ok(answer) => answer_now(&at, conn, id, answer, Some(&mut report)),
+            Err(rx) => {
                 let shared = shared.clone();
                 let stream = at.stream(id);
                 at.streams.push(Box::pin(async move {
@@ -580,9 +570,6 @@ fn on_request(at: Taken<'_>, conn: &mut Connection, id: u32, head: RequestHead, 
                     drop(report);
                     drop(slot);
                 }));
-            }
-            Dispatched::Answered { bytes, .. } => {
-                answer_now(&at, conn, id, Answer::from_http1(&bytes), Some(&mut report));
             }
         }
         return;
@@ -624,20 +611,9 @@ fn on_request(at: Taken<'_>, conn: &mut Connection, id: u32, head: RequestHead, 
             trailers,
             protocol,
         };
-        match dispatch(&shared, request, peer, &listener) {
-            Dispatched::Static {
-                response,
-                head_only,
-                ..
-            } => {
-                let reply = Answer::of_static(&response, head_only);
-                answer(&stream, reply, &mut report, write_timeout).await;
-            }
-            Dispatched::Queued(rx) => write_stream(&shared, &stream, rx, &mut report).await,
-            Dispatched::Answered { bytes, .. } => {
-                let reply = Answer::from_http1(&bytes);
-                answer(&stream, reply, &mut report, write_timeout).await;
-            }
+        match engine_answer(dispatch(&shared, request, peer, &listener)) {
+            Ok(reply) => answer(&stream, reply, &mut report, write_timeout).await,
+            Err(rx) => write_stream(&shared, &stream, rx, &mut report).await,
         }
         drop(report);
         drop(slot);
@@ -685,22 +661,9 @@ fn stream_exchange(
         trailers: Vec::new(),
         protocol,
     };
-    match dispatch(shared, request, at.peer, at.listener) {
-        Dispatched::Static {
-            response,
-            head_only,
-            ..
-        } => answer_now(
-            &at,
-            conn,
-            id,
-            Answer::of_static(&response, head_only),
-            Some(&mut report),
-        ),
-        Dispatched::Answered { bytes, .. } => {
-            answer_now(&at, conn, id, Answer::from_http1(&bytes), Some(&mut report));
-        }
-        Dispatched::Queued(rx) => {
+    match engine_answer(dispatch(shared, request, at.peer, at.listener)) {
+        Ok(answer) => answer_now(&at, conn, id, answer, Some(&mut report)),
+        Err(rx) => {
             let shared = shared.clone();
             let stream = at.stream(id);
             at.streams.push(Box::pin(async move {
@@ -935,6 +898,20 @@ impl Answer {
             },
             Err(_) => Answer::simple(500),
         }
+    }
+}
+
+/// A dispatched request: what the engine answered by itself (a static route, an admin
+/// endpoint, a 503), or the channel its application thread answers on.
+fn engine_answer(dispatched: Dispatched) -> Result<Answer, chan::Receiver<ResponseMsg>> {
+    match dispatched {
+        Dispatched::Static {
+            response,
+            head_only,
+            ..
+        } => Ok(Answer::of_static(&response, head_only)),
+        Dispatched::Answered { bytes, .. } => Ok(Answer::from_http1(&bytes)),
+        Dispatched::Queued(rx) => Err(rx),
     }
 }
 
