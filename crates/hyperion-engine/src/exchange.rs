@@ -101,7 +101,7 @@ pub struct Exchange {
     pub body: Body,
     /// Trailer fields of a chunked body.
     pub trailers: Vec<(Vec<u8>, Vec<u8>)>,
-    /// HTTP/1.x, or an HTTP/2 stream whose head was rewritten as an HTTP/1.1 head so the env
+    /// HTTP/1.x, or an HTTP/2 stream whose head was assembled as an HTTP/1.1 head so the env
     /// is built the same way.
     pub protocol: Protocol,
     pub peer: Peer,

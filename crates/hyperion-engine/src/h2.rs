@@ -5,9 +5,9 @@
 //! the connection preface (h2c with prior knowledge), or a TLS stream that negotiated `h2` by
 //! ALPN. The connection task reads, hands the bytes to the protocol state, answers what can
 //! be answered at once and writes everything queued in one write. Each stream becomes an
-//! ordinary [`crate::Exchange`]: its pseudo-headers and headers are rewritten as an HTTP/1.1
-//! head and parsed by `hyperion_http`, so routing, limits and the Rack env are built by the
-//! same code as for HTTP/1.1 (the exchange is marked [`Protocol::Http2`]). Static routes and
+//! ordinary [`crate::Exchange`]: its pseudo-headers and headers become the request head an
+//! HTTP/1.1 request gets, checked as the HTTP/1.1 parser checks one (`assemble_head`), so
+//! routing, limits and the Rack env are built by the same code as for HTTP/1.1 (the exchange is marked [`Protocol::Http2`]). Static routes and
 //! page-cache hits are answered on the connection task itself from a prebuilt header block
 //! and a shared body. Every other stream becomes a future that reads the request body (with
 //! flow control), hands the exchange to the application threads and writes the response
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use hyperion_h2::{ConnError, Connection, Event, Reason, RequestHead};
-use hyperion_http::{parse_request_head, HeadStatus};
+use hyperion_http::{assemble_head, HeadParts, HeaderSpan, Span};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 
@@ -535,14 +535,9 @@ fn on_request(at: Taken<'_>, conn: &mut Connection, id: u32, head: RequestHead, 
     };
     let https = head.scheme() == b"https";
     let streams_body = streams_body(&head);
-    let head_bytes = Bytes::from(http1_head(&head));
-    let parsed = match parse_request_head(&head_bytes, &shared.config.limits) {
-        Ok(HeadStatus::Complete { head, .. }) => head,
-        Ok(HeadStatus::Partial) => {
-            rejected(shared, peer, 400, "bad_request");
-            answer_now(&at, conn, id, Answer::simple(400), Some(&mut report));
-            return;
-        }
+    let (head_bytes, parsed) = request_head(head, &shared.config.limits);
+    let parsed = match parsed {
+        Ok(head) => head,
         Err(e) => {
             bump(&shared.stats.parse_errors);
             let status = e.status();
@@ -741,43 +736,62 @@ async fn feed_body(feed: crate::input::BodyFeed, stream: &StreamRef, max: u64) {
     feed.end(Ok(()));
 }
 
-/// The request as an HTTP/1.1 head: `:method`, `:path`, `host` from `:authority`, then the
-/// fields. The protocol layer has already refused malformed pseudo-headers, connection-specific
-/// fields and names that are not lowercase tokens (RFC 9113 8.2, 8.3.1), and values holding
-/// CR, LF or NUL.
-fn http1_head(head: &RequestHead) -> Vec<u8> {
-    let target = match head.path() {
-        b"" => &b"/"[..],
-        path => path,
-    };
-    let authority = head.authority();
-    let host_field = if authority.is_none() {
-        head.field(b"host")
-    } else {
-        None
-    };
-    let fields_len: usize = head.fields().map(|(n, v)| n.len() + v.len() + 4).sum();
-    let mut out =
-        Vec::with_capacity(32 + target.len() + fields_len + authority.map_or(0, |a| a.len()));
-    out.extend_from_slice(head.method());
-    out.push(b' ');
-    out.extend_from_slice(target);
-    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    // `:authority` wins over a Host field (RFC 9113 8.3.1); without either the host is empty
-    // and the env falls back to the listener's name.
-    out.extend_from_slice(authority.or(host_field).unwrap_or(b""));
-    out.extend_from_slice(b"\r\n");
-    for (name, value) in head.fields() {
-        if name == b"host" {
-            continue;
+/// The request as the engine's other requests are: the HTTP/2 head's own bytes, read through
+/// the same checks and limits as an HTTP/1.1 head (`assemble_head`), with `:path` as the
+/// target ("/" without one) and `host` as the first field, from `:authority`, else from the
+/// first Host field (RFC 9113 8.3.1), else empty (the env then names the listener). The
+/// protocol layer has already refused malformed pseudo-headers, connection-specific fields,
+/// names that are not lowercase tokens, and values with CR, LF, NUL or surrounding
+/// whitespace (RFC 9113 8.2).
+fn request_head(
+    head: RequestHead,
+    limits: &hyperion_http::Limits,
+) -> (
+    Bytes,
+    Result<hyperion_http::RequestHead, hyperion_http::ParseError>,
+) {
+    let raw = head.into_raw();
+    let mut bytes = raw.bytes;
+    let span = |(start, end): (u32, u32)| Span { start, end };
+    let push = |bytes: &mut Vec<u8>, text: &[u8]| {
+        let start = bytes.len() as u32;
+        bytes.extend_from_slice(text);
+        Span {
+            start,
+            end: bytes.len() as u32,
         }
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
+    };
+    let is_host = |name: Span, bytes: &[u8]| name.slice(bytes) == b"host";
+    let target = match raw.path {
+        Some((start, end)) if end > start => span((start, end)),
+        _ => push(&mut bytes, b"/"),
+    };
+    let host = raw.authority.map(span).or_else(|| {
+        raw.fields
+            .iter()
+            .find(|&&(name, _)| is_host(span(name), &bytes))
+            .map(|&(_, value)| span(value))
+    });
+    let mut headers = Vec::with_capacity(raw.fields.len() + 1);
+    headers.push(HeaderSpan {
+        name: push(&mut bytes, b"host"),
+        value: host.unwrap_or_default(),
+    });
+    for &(name, value) in &raw.fields {
+        if !is_host(span(name), &bytes) {
+            headers.push(HeaderSpan {
+                name: span(name),
+                value: span(value),
+            });
+        }
     }
-    out.extend_from_slice(b"\r\n");
-    out
+    let parts = HeadParts {
+        method: span(raw.method),
+        target,
+        headers,
+    };
+    let parsed = assemble_head(&bytes, parts, limits);
+    (Bytes::from(bytes), parsed)
 }
 
 enum BodyError {
@@ -853,10 +867,10 @@ impl Answer {
     /// The engine's own short answers (errors): a plain-text reason phrase.
     fn simple(status: u16) -> Answer {
         let body = format!("{}\n", hyperion_http::reason_phrase(status));
-        let mut head = HeadBuilder::new(status as i64, 64).expect("the engine's own status");
+        let mut head = HeadBuilder::for_h2(status as i64, 64).expect("the engine's own status");
         head.header(b"content-type", b"text/plain; charset=utf-8")
             .expect("a valid field");
-        Answer::from_head(&head, Bytes::from(body))
+        Answer::from_head(head, Bytes::from(body))
     }
 
     /// An answer the engine built as HTTP/1.1 bytes (a 503, an admin endpoint): its status,
@@ -875,7 +889,7 @@ impl Answer {
             .and_then(|line| line.get(9..12))
             .and_then(|code| std::str::from_utf8(code).ok())
             .and_then(|code| code.parse::<i64>().ok())
-            .and_then(|code| HeadBuilder::new(code, bytes.len()).ok());
+            .and_then(|code| HeadBuilder::for_h2(code, bytes.len()).ok());
         let mut builder = match status {
             Some(builder) => builder,
             None => return Answer::simple(500),
@@ -886,11 +900,11 @@ impl Answer {
                 let _ = builder.header(&line[..colon], line[colon + 1..].trim_ascii());
             }
         }
-        Answer::from_head(&builder, Bytes::copy_from_slice(body))
+        Answer::from_head(builder, Bytes::copy_from_slice(body))
     }
 
-    fn from_head(head: &HeadBuilder, body: Bytes) -> Answer {
-        match head.h2_head(Some(body.len() as u64)) {
+    fn from_head(head: HeadBuilder, body: Bytes) -> Answer {
+        match head.into_h2_head(Some(body.len() as u64)) {
             Ok(h2) => Answer {
                 status: h2.status,
                 block: Bytes::from(h2.block),
@@ -1211,8 +1225,27 @@ mod tests {
         }
     }
 
+    /// The head the engine reads, as `METHOD target` and `name: value` lines.
+    fn as_text(head: RequestHead) -> String {
+        let (bytes, parsed) = request_head(head, &hyperion_http::Limits::default());
+        let parsed = parsed.expect("a valid head");
+        let mut text = format!(
+            "{} {}",
+            String::from_utf8_lossy(parsed.method.slice(&bytes)),
+            String::from_utf8_lossy(parsed.target.slice(&bytes))
+        );
+        for h in &parsed.headers {
+            text.push_str(&format!(
+                "\n{}: {}",
+                String::from_utf8_lossy(h.name.slice(&bytes)),
+                String::from_utf8_lossy(h.value.slice(&bytes))
+            ));
+        }
+        text
+    }
+
     #[test]
-    fn request_becomes_an_http11_head_with_authority_as_host() {
+    fn authority_becomes_the_host_field_and_other_host_fields_go() {
         let head = request(&[
             (":method", "POST"),
             (":scheme", "https"),
@@ -1222,13 +1255,37 @@ mod tests {
             ("cookie", "a=1"),
             ("cookie", "b=2"),
         ]);
-        let head = String::from_utf8(http1_head(&head)).unwrap();
         assert_eq!(
-            head,
-            "POST /a/b?x=1 HTTP/1.1\r\nhost: example.com:8443\r\ncookie: a=1\r\ncookie: b=2\r\n\r\n"
+            as_text(head),
+            "POST /a/b?x=1\nhost: example.com:8443\ncookie: a=1\ncookie: b=2"
         );
     }
 
+    #[test]
+    fn the_head_is_checked_as_an_http11_head_is() {
+        let refused = |fields: &[(&str, &str)]| {
+            let (_, parsed) = request_head(request(fields), &hyperion_http::Limits::default());
+            parsed.expect_err("a refused head").status()
+        };
+        let base = [(":method", "GET"), (":scheme", "http"), (":authority", "h")];
+        let with = |extra: &[(&'static str, &'static str)]| -> Vec<(&str, &str)> {
+            base.iter().chain(extra).copied().collect()
+        };
+        assert_eq!(refused(&with(&[(":path", "/a b")])), 400);
+        assert_eq!(refused(&with(&[(":path", "/"), ("x", "a\x01b")])), 400);
+        let long = format!("/{}", "a".repeat(9000));
+        let long: &'static str = Box::leak(long.into_boxed_str());
+        assert_eq!(refused(&with(&[(":path", long)])), 414);
+        assert_eq!(
+            refused(&[
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":authority", "a b"),
+                (":path", "/")
+            ]),
+            400
+        );
+    }
     fn decoded(answer: &Answer) -> Vec<(String, String)> {
         crate::response::H2Head {
             status: answer.status,
@@ -1276,10 +1333,7 @@ mod tests {
             (":path", "/"),
             ("host", "h.example"),
         ]);
-        assert_eq!(
-            http1_head(&head),
-            b"GET / HTTP/1.1\r\nhost: h.example\r\n\r\n"
-        );
         assert_eq!(path_of(&head), b"/");
+        assert_eq!(as_text(head), "GET /\nhost: h.example");
     }
 }

@@ -55,11 +55,27 @@ struct State {
     closed: bool,
     /// Threads blocked in `pop` (or about to block: they count themselves under the lock).
     waiting: usize,
-    /// Wake-ups sent to waiters that have not returned from their wait yet. A push wakes a
-    /// thread only while some waiter has not been sent one: once every waiter is on its way,
-    /// further pushes leave the queue for them (and for the thread finishing its response,
-    /// which takes the next exchange with `try_pop`) without another wake-up system call.
+    /// Wake-ups sent to waiters that have not returned from their wait yet. One is in
+    /// flight at a time: a push wakes a waiter only when none is on its way, and the woken
+    /// thread, once it has taken its exchange, wakes the next if more are queued (see
+    /// [`State::pass_wake`]). A burst of pushes thus wakes threads one after the other, as
+    /// each finds work left, and not all at once: on a shared core the threads woken at once
+    /// mostly found the queue already emptied by the first (which takes the next exchange
+    /// with `try_pop` when its response is done, without giving up the runtime lock), each
+    /// at the price of two thread switches.
     wakes_pending: usize,
+}
+
+impl State {
+    /// Whether a waiter should be woken now (and counts the wake-up): exchanges are queued, a
+    /// thread is waiting, and no wake-up is on its way already.
+    fn pass_wake(&mut self) -> bool {
+        let wake = !self.items.is_empty() && self.waiting > 0 && self.wakes_pending == 0;
+        if wake {
+            self.wakes_pending += 1;
+        }
+        wake
+    }
 }
 
 pub struct ExchangeQueue {
@@ -91,10 +107,7 @@ impl ExchangeQueue {
             return Err(PushError::Full(exchange));
         }
         state.items.push_back(exchange);
-        let wake = state.waiting > state.wakes_pending;
-        if wake {
-            state.wakes_pending += 1;
-        }
+        let wake = state.pass_wake();
         drop(state);
         if wake {
             self.ready.notify_one();
@@ -109,6 +122,11 @@ impl ExchangeQueue {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(ex) = state.items.pop_front() {
+                // More work than this thread: pass the wake-up on.
+                if state.pass_wake() {
+                    drop(state);
+                    self.ready.notify_one();
+                }
                 return Pop::Exchange(ex);
             }
             if state.closed {
@@ -178,5 +196,127 @@ impl ExchangeQueue {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::{Body, Direct, ListenerInfo, Peer, Protocol};
+    use crate::response::Response;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{mpsc, Arc, Barrier};
+
+    fn exchange(path: &str) -> Box<Exchange> {
+        let text = format!("GET {path} HTTP/1.1\r\nhost: h\r\n\r\n");
+        let head_bytes = bytes::Bytes::from(text.into_bytes());
+        let head = match hyperion_http::parse_request_head(&head_bytes, &Default::default()) {
+            Ok(hyperion_http::HeadStatus::Complete { head, .. }) => head,
+            other => panic!("not a head: {other:?}"),
+        };
+        let (tx, _rx) = crate::chan::channel(1);
+        Box::new(Exchange {
+            head,
+            head_bytes,
+            body: Body::Memory(Vec::new()),
+            trailers: Vec::new(),
+            protocol: Protocol::Http1,
+            peer: Peer::Unix,
+            listener: Arc::new(ListenerInfo {
+                server_name: "localhost".into(),
+                server_port: 80,
+                scheme: "http",
+                admin_only: false,
+            }),
+            response: Response::new(
+                tx,
+                false,
+                hyperion_http::Version::Http11,
+                true,
+                Arc::new(AtomicBool::new(false)),
+            ),
+            direct: Direct::None,
+        })
+    }
+
+    /// Threads that each take one exchange and then keep it (a slow handler) must still
+    /// between them take every exchange of a burst pushed while they all waited: the
+    /// wake-up is passed on while work is left.
+    #[test]
+    fn a_burst_reaches_every_waiting_thread_while_each_holds_its_exchange() {
+        const THREADS: usize = 4;
+        let queue = Arc::new(ExchangeQueue::new(64));
+        let all_holding = Arc::new(Barrier::new(THREADS + 1));
+        let (taken_tx, taken_rx) = mpsc::channel();
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let queue = queue.clone();
+                let all_holding = all_holding.clone();
+                let taken_tx = taken_tx.clone();
+                std::thread::spawn(move || {
+                    let token = WaitToken::new();
+                    loop {
+                        match queue.pop(&token, None) {
+                            Pop::Exchange(ex) => {
+                                taken_tx.send(ex.path().to_vec()).unwrap();
+                                // Held until every thread has one.
+                                all_holding.wait();
+                                drop(ex);
+                                return;
+                            }
+                            Pop::Closed => return,
+                            Pop::Interrupted => {}
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Every thread waits before the burst.
+        while queue.state.lock().unwrap().waiting < THREADS {
+            std::thread::yield_now();
+        }
+        for i in 0..THREADS {
+            queue.push(exchange(&format!("/{i}"))).unwrap();
+        }
+        let mut taken: Vec<Vec<u8>> = (0..THREADS)
+            .map(|_| {
+                taken_rx
+                    .recv_timeout(Duration::from_secs(30))
+                    .expect("every exchange taken while the others are held")
+            })
+            .collect();
+        taken.sort();
+        let expected: Vec<Vec<u8>> = (0..THREADS).map(|i| format!("/{i}").into_bytes()).collect();
+        assert_eq!(taken, expected);
+        all_holding.wait();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(queue.is_empty());
+    }
+
+    /// A burst wakes one waiter; that thread wakes one more once it has taken its exchange
+    /// and sees work left. The others stay asleep.
+    #[test]
+    fn a_burst_sends_one_wake_up_at_a_time() {
+        let queue = ExchangeQueue::new(64);
+        queue.state.lock().unwrap().waiting = 3;
+        for i in 0..5 {
+            queue.push(exchange(&format!("/{i}"))).unwrap();
+        }
+        assert_eq!(queue.state.lock().unwrap().wakes_pending, 1);
+        // The woken thread returns (as `pop` counts it) and takes an exchange: it passes the
+        // wake-up on, since four are left.
+        {
+            let mut state = queue.state.lock().unwrap();
+            state.waiting -= 1;
+            state.wakes_pending -= 1;
+        }
+        let token = WaitToken::new();
+        assert!(matches!(queue.pop(&token, None), Pop::Exchange(_)));
+        assert_eq!(queue.state.lock().unwrap().wakes_pending, 1);
+        // Exchanges taken without waiting (`try_pop`) wake nobody.
+        while queue.try_pop().is_some() {}
+        assert_eq!(queue.state.lock().unwrap().wakes_pending, 1);
     }
 }

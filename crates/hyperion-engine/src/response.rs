@@ -204,6 +204,9 @@ pub struct HeadBuilder {
     /// The date is added when the response is sent (a prebuilt response): a given one is
     /// checked and dropped.
     date_at_send: bool,
+    /// `buf` is an HPACK block (an HTTP/2 stream's head, see [`HeadBuilder::for_h2`]), not
+    /// HTTP/1.1 text.
+    h2: bool,
 }
 
 impl HeadBuilder {
@@ -221,6 +224,29 @@ impl HeadBuilder {
             connection: None,
             has_date: false,
             date_at_send: false,
+            h2: false,
+        })
+    }
+
+    /// A head for an HTTP/2 stream: each field is HPACK-encoded as it is added (names in
+    /// lowercase, connection-specific fields left out), so sending it copies nothing and
+    /// parses nothing. Only [`HeadBuilder::into_h2_head`] and [`HeadBuilder::to_h2_block`]
+    /// read it; a [`Response`] for an HTTP/2 stream asks for nothing else.
+    pub fn for_h2(status: i64, size_hint: usize) -> Result<Self, ResponseError> {
+        if !(100..=999).contains(&status) {
+            return Err(ResponseError::InvalidStatus(status));
+        }
+        let mut buf = Vec::with_capacity(size_hint.max(128));
+        hyperion_h2::hpack::Encoder::new().status(status as u16, &mut buf);
+        Ok(HeadBuilder {
+            buf,
+            status: status as u16,
+            content_length: None,
+            app_close: false,
+            connection: None,
+            has_date: false,
+            date_at_send: false,
+            h2: true,
         })
     }
 
@@ -258,6 +284,14 @@ impl HeadBuilder {
             return Err(ResponseError::InvalidStatus(self.status as i64));
         }
         let mut encoder = hyperion_h2::hpack::Encoder::new();
+        if self.h2 {
+            let mut block = Vec::with_capacity(self.buf.len() + 64);
+            block.extend_from_slice(&self.buf);
+            return Ok(H2Head {
+                status: self.status,
+                block: Self::end_h2_block(block, length, date),
+            });
+        }
         let mut block = Vec::with_capacity(self.buf.len() + 64);
         encoder.status(self.status, &mut block);
         // The buffer holds our own validated lines: the status line, then `name: value\r\n`.
@@ -286,22 +320,40 @@ impl HeadBuilder {
             };
             encoder.field(name, value, &mut block);
         }
-        if let Some(len) = length {
-            encoder.field(b"content-length", itoa_buf(len).as_bytes(), &mut block);
-        }
-        if date {
-            encoder.field(b"date", &hyperion_http::http_date(), &mut block);
-        }
         Ok(H2Head {
             status: self.status,
-            block,
+            block: Self::end_h2_block(block, length, date),
         })
     }
 
+    /// Appends `content-length` (when given) and the server's date (when asked) to a block.
+    fn end_h2_block(mut block: Vec<u8>, length: Option<u64>, date: bool) -> Vec<u8> {
+        use hyperion_h2::hpack::Encoder;
+        let mut encoder = Encoder::new();
+        if let Some(len) = length {
+            encoder.named(
+                Encoder::CONTENT_LENGTH,
+                itoa_buf(len).as_bytes(),
+                &mut block,
+            );
+        }
+        if date {
+            encoder.named(Encoder::DATE, &hyperion_http::http_date(), &mut block);
+        }
+        block
+    }
+
     /// An HTTP/2 head with the server's date (unless the head has one) and, when known, the
-    /// content-length.
-    pub(crate) fn h2_head(&self, length: Option<u64>) -> Result<H2Head, ResponseError> {
-        self.to_h2_block(length, !self.has_date)
+    /// content-length. A head made with [`HeadBuilder::for_h2`] becomes the block as it is.
+    pub(crate) fn into_h2_head(self, length: Option<u64>) -> Result<H2Head, ResponseError> {
+        if !self.h2 {
+            return self.to_h2_block(length, !self.has_date);
+        }
+        let date = !self.has_date;
+        Ok(H2Head {
+            status: self.status,
+            block: Self::end_h2_block(self.buf, length, date),
+        })
     }
 
     /// The app's Content-Length, if it declared one.
@@ -349,11 +401,40 @@ impl HeadBuilder {
             _ if name.starts_with(b"rack.") => return Ok(()),
             _ => {}
         }
+        if self.h2 {
+            self.add_h2_field(name, value);
+            return Ok(());
+        }
         self.buf.extend_from_slice(name);
         self.buf.extend_from_slice(b": ");
         self.buf.extend_from_slice(value);
         self.buf.extend_from_slice(b"\r\n");
         Ok(())
+    }
+}
+
+impl HeadBuilder {
+    /// One validated field into an HTTP/2 head's block.
+    fn add_h2_field(&mut self, name: &[u8], value: &[u8]) {
+        if is_connection_specific(name, value) {
+            return;
+        }
+        let mut encoder = hyperion_h2::hpack::Encoder::new();
+        if !name.iter().any(u8::is_ascii_uppercase) {
+            encoder.field(name, value, &mut self.buf);
+            return;
+        }
+        let mut stack = [0u8; 64];
+        let mut heap;
+        let lower: &mut [u8] = if name.len() <= stack.len() {
+            &mut stack[..name.len()]
+        } else {
+            heap = name.to_vec();
+            &mut heap
+        };
+        lower.copy_from_slice(name);
+        lower.make_ascii_lowercase();
+        encoder.field(lower, value, &mut self.buf);
     }
 }
 
@@ -469,6 +550,15 @@ impl Response {
         self.h2
     }
 
+    /// A head for this response, in the form its protocol sends.
+    pub fn new_head(&self, status: i64, size_hint: usize) -> Result<HeadBuilder, ResponseError> {
+        if self.h2 {
+            HeadBuilder::for_h2(status, size_hint)
+        } else {
+            HeadBuilder::new(status, size_hint)
+        }
+    }
+
     pub fn is_head_request(&self) -> bool {
         self.head_request
     }
@@ -517,7 +607,7 @@ impl Response {
                 (true, Some(declared)) => declared,
                 _ => body_len,
             };
-            let head = head.h2_head(with_body.then_some(len))?;
+            let head = head.into_h2_head(with_body.then_some(len))?;
             let mut body = Vec::new();
             if with_body && !self.head_request && body_len > 0 {
                 body.reserve(body_len as usize);
@@ -573,7 +663,7 @@ impl Response {
                 None => StreamFraming::Chunked,
             };
             let length = head.content_length.filter(|_| allowed);
-            let head = head.h2_head(length)?;
+            let head = head.into_h2_head(length)?;
             self.state = State::Streaming {
                 framing,
                 keep_alive: true,
@@ -802,7 +892,7 @@ impl Response {
             if self.state != State::Pending {
                 return Err(ResponseError::AlreadyStarted);
             }
-            let head = head.h2_head(Some(len))?;
+            let head = head.into_h2_head(Some(len))?;
             self.state = State::Done;
             return Ok(ResponseMsg::File2 {
                 head,
@@ -1256,8 +1346,37 @@ mod tests {
 
     #[test]
     fn h2_heads_are_structured_without_connection_specific_headers() {
+        // The form the response makes (HPACK as fields are added) and text converted when sent.
+        for made_for_h2 in [true, false] {
+            h2_head_is_structured(made_for_h2);
+        }
+    }
+
+    #[test]
+    fn an_h2_head_keeps_the_apps_date_and_lowercases_long_names() {
         let (mut r, _rx) = h2_response(false);
-        let mut head = HeadBuilder::new(201, 0).unwrap();
+        let mut head = r.new_head(200, 0).unwrap();
+        let long = format!("X-{}", "Long".repeat(30));
+        head.header(long.as_bytes(), b"1").unwrap();
+        head.header(b"Date", b"Tue, 01 Dec 2026 00:00:00 GMT")
+            .unwrap();
+        let ResponseMsg::Head2 { head, .. } = r.encode_full(head, 0, |_| {}).unwrap() else {
+            panic!("not an HTTP/2 head");
+        };
+        let fields = head.fields();
+        assert!(fields.contains(&(long.to_ascii_lowercase(), "1".into())));
+        let dates: Vec<_> = fields.iter().filter(|(n, _)| n == "date").collect();
+        assert_eq!(dates.len(), 1);
+        assert_eq!(dates[0].1, "Tue, 01 Dec 2026 00:00:00 GMT");
+    }
+
+    fn h2_head_is_structured(made_for_h2: bool) {
+        let (mut r, _rx) = h2_response(false);
+        let mut head = if made_for_h2 {
+            r.new_head(201, 0).unwrap()
+        } else {
+            HeadBuilder::new(201, 0).unwrap()
+        };
         head.header(b"Content-Type", b"text/plain").unwrap();
         head.header(b"connection", b"close").unwrap();
         head.header(b"keep-alive", b"timeout=5").unwrap();

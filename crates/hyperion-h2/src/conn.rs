@@ -136,11 +136,34 @@ impl RequestHead {
         self.fields().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 
+    /// The head's bytes and where each part is in them, for a consumer that keeps them as
+    /// they are instead of copying them.
+    pub fn into_raw(self) -> RawHead {
+        RawHead {
+            bytes: self.bytes,
+            method: self.method,
+            path: self.path,
+            authority: self.authority,
+            fields: self.fields,
+        }
+    }
+
     fn push(&mut self, bytes: &[u8]) -> Span {
         let start = self.bytes.len() as u32;
         self.bytes.extend_from_slice(bytes);
         (start, self.bytes.len() as u32)
     }
+}
+
+/// A [`RequestHead`] taken apart: `(start, end)` ranges into `bytes`.
+#[derive(Debug)]
+pub struct RawHead {
+    pub bytes: Vec<u8>,
+    pub method: (u32, u32),
+    pub path: Option<(u32, u32)>,
+    pub authority: Option<(u32, u32)>,
+    /// The fields other than pseudo-header fields, in order: name and value.
+    pub fields: Vec<((u32, u32), (u32, u32))>,
 }
 
 /// Header fields as name and value pairs (trailers).

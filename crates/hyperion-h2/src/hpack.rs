@@ -561,6 +561,20 @@ impl Encoder {
         encode_str(out, &digits[start..]);
     }
 
+    /// Appends a field whose name is static table entry `index` (as from
+    /// [`Encoder::CONTENT_LENGTH`]), as a literal without indexing: no name lookup.
+    pub fn named(&mut self, index: u8, value: &[u8], out: &mut Vec<u8>) {
+        debug_assert!((1..=61).contains(&index));
+        out.reserve(value.len() + 4);
+        encode_int(out, index as usize, 4, 0x00);
+        encode_str(out, value);
+    }
+
+    /// Static table index of `content-length`.
+    pub const CONTENT_LENGTH: u8 = 28;
+    /// Static table index of `date`.
+    pub const DATE: u8 = 33;
+
     /// Appends one field (the name already lowercase; the caller guarantees it) to `out`.
     pub fn field(&mut self, name: &[u8], value: &[u8], out: &mut Vec<u8>) {
         out.reserve(name.len() + value.len() + 8);
@@ -591,6 +605,20 @@ impl Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn named_fields_use_the_static_entry_of_their_name() {
+        assert_eq!(
+            STATIC[Encoder::CONTENT_LENGTH as usize - 1].0,
+            b"content-length"
+        );
+        assert_eq!(STATIC[Encoder::DATE as usize - 1].0, b"date");
+        let mut named = Vec::new();
+        Encoder::new().named(Encoder::CONTENT_LENGTH, b"13", &mut named);
+        let mut looked_up = Vec::new();
+        Encoder::new().field(b"content-length", b"13", &mut looked_up);
+        assert_eq!(named, looked_up);
+    }
     use crate::huffman::tests::encode as huffman_encode;
 
     fn hex(s: &str) -> Vec<u8> {

@@ -5,5 +5,5 @@ pub mod frame;
 pub mod hpack;
 mod huffman;
 
-pub use conn::{Config, ConnError, Connection, Event, Fields, Gone, RequestHead, PREFACE};
+pub use conn::{Config, ConnError, Connection, Event, Fields, Gone, RawHead, RequestHead, PREFACE};
 pub use frame::Reason;

@@ -57,8 +57,8 @@ mod response;
 pub use chunked::ChunkedDecoder;
 pub use error::{ParseError, ParseErrorKind};
 pub use request::{
-    parse_request_head, split_host, BodyFraming, HeadStatus, HeaderSpan, Limits, RequestHead, Span,
-    TargetForm, Version,
+    assemble_head, parse_request_head, split_host, BodyFraming, HeadParts, HeadStatus, HeaderSpan,
+    Limits, RequestHead, Span, TargetForm, Version,
 };
 pub use response::{
     cgi_header_key, format_http_date, http_date, ipv4_text, is_content_length, is_content_type,

@@ -262,6 +262,76 @@ struct RequestLine {
     authority: Option<Span>,
 }
 
+/// A request head whose parts arrived already separated (an HTTP/2 HEADERS block): the method,
+/// the request-target, and the field lines in order, as spans into one buffer. Names must be
+/// field names as sent; values must not have surrounding whitespace (HTTP/2 refuses both
+/// before this point).
+pub struct HeadParts {
+    pub method: Span,
+    pub target: Span,
+    pub headers: Vec<HeaderSpan>,
+}
+
+/// Builds the [`RequestHead`] that [`parse_request_head`] would return for these parts written
+/// as an HTTP/1.1 head (`METHOD SP target SP HTTP/1.1`, then `name: value` lines), or the
+/// error it would return: the same checks in the same order (method and target characters,
+/// target form, the head's size, the field count, name and value characters, Host,
+/// Content-Length, Transfer-Encoding), without writing the text or scanning it twice.
+pub fn assemble_head(
+    buf: &[u8],
+    parts: HeadParts,
+    limits: &Limits,
+) -> Result<RequestHead, ParseError> {
+    let HeadParts {
+        method,
+        target,
+        headers,
+    } = parts;
+    let cap = limits.max_head_bytes.min(u32::MAX as usize - 1);
+    let method_bytes = method.slice(buf);
+    let target_bytes = target.slice(buf);
+    if method_bytes.is_empty() || target_bytes.is_empty() {
+        return err(K::BadRequestLine);
+    }
+    if !method_bytes.iter().all(|&b| is_tchar(b)) {
+        return err(K::BadMethod);
+    }
+    if target_bytes.len() > limits.max_uri_bytes {
+        return err(K::UriTooLong);
+    }
+    // Where each line would end in the text: a line counts once its CRLF fits in the head.
+    let mut pos = method.len() + 1 + target.len() + 1 + 8 + 2;
+    if pos > cap {
+        return err(K::HeadTooLarge);
+    }
+    let rl = parse_target(method_bytes, method, target, target_bytes, Version::Http11)?;
+    for (i, h) in headers.iter().enumerate() {
+        if pos >= cap {
+            return err(K::HeadTooLarge);
+        }
+        if i >= limits.max_headers {
+            return err(K::TooManyHeaders);
+        }
+        pos += h.name.len() + 2 + h.value.len() + 2;
+        if pos > cap {
+            return err(K::HeadTooLarge);
+        }
+        let name = h.name.slice(buf);
+        if name.is_empty() {
+            return err(K::EmptyHeaderName);
+        }
+        if !name.iter().all(|&b| is_tchar(b))
+            || !h.value.slice(buf).iter().all(|&b| is_field_byte(b))
+        {
+            return err(K::InvalidHeaderChar);
+        }
+    }
+    if pos + 2 > cap {
+        return err(K::HeadTooLarge);
+    }
+    analyze(buf, rl, headers, limits)
+}
+
 /// Early rejection on an incomplete request line, so a client streaming a huge target gets 414 (not 431) and
 /// garbage is refused before the line ends. Only checks the full parse would also make.
 fn check_partial_request_line(line: &[u8], limits: &Limits) -> Result<(), ParseError> {
@@ -337,14 +407,29 @@ fn parse_request_line(
     }
     let version = parse_version(version)?;
 
-    let target_bytes = &rest[..target_len];
+    let t_abs = start + t_start;
+    let target = Span::new(t_abs, t_abs + target_len);
+    parse_target(
+        &line[..method_len],
+        method,
+        target,
+        &rest[..target_len],
+        version,
+    )
+}
+
+/// The request-target's form and parts (RFC 9112 3.2); `target_bytes` is `target` in the buffer.
+fn parse_target(
+    method_bytes: &[u8],
+    method: Span,
+    target: Span,
+    target_bytes: &[u8],
+    version: Version,
+) -> Result<RequestLine, ParseError> {
     if !target_bytes.iter().all(|&b| is_target_byte(b)) {
         return err(K::BadTarget);
     }
-    let t_abs = start + t_start;
-    let target = Span::new(t_abs, t_abs + target_len);
-    let method_bytes = &line[..method_len];
-
+    let t_abs = target.start as usize;
     let (form, path, query, authority) = if target_bytes[0] == b'/' {
         let (p, q) = split_query(target_bytes, t_abs);
         (TargetForm::Origin, p, q, None)

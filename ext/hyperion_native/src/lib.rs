@@ -9,6 +9,9 @@ mod input;
 mod routes;
 mod tls;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -685,7 +688,7 @@ impl RbExchange {
             return Ok(false);
         }
         let (head, hijack_header) = guard(ruby, || {
-            Self::head_noting_hijack(ruby, status.to_i64(), headers)
+            Self::head_noting_hijack(ruby, rb_self, status.to_i64(), headers)
         })?;
         if hijack_header {
             return Ok(false);
@@ -729,17 +732,28 @@ impl RbExchange {
         }
     }
 
-    fn head_from(ruby: &Ruby, status: i64, headers: RHash) -> Result<HeadBuilder, Error> {
-        Ok(Self::head_noting_hijack(ruby, status, headers)?.0)
+    fn head_from(
+        ruby: &Ruby,
+        rb_self: &Self,
+        status: i64,
+        headers: RHash,
+    ) -> Result<HeadBuilder, Error> {
+        Ok(Self::head_noting_hijack(ruby, rb_self, status, headers)?.0)
     }
 
-    /// The head, and whether the headers hold `rack.hijack` (a partial hijack).
+    /// The head, in the form the exchange's protocol sends, and whether the headers hold
+    /// `rack.hijack` (a partial hijack).
     fn head_noting_hijack(
         ruby: &Ruby,
+        rb_self: &Self,
         status: i64,
         headers: RHash,
     ) -> Result<(HeadBuilder, bool), Error> {
-        let mut head = HeadBuilder::new(status, 256).map_err(|e| invalid(ruby, e))?;
+        // A completed exchange refuses the response that follows; any form does until then.
+        let made = rb_self
+            .with(ruby, |ex| Ok(ex.response.new_head(status, 256)))
+            .unwrap_or_else(|_| HeadBuilder::new(status, 256));
+        let mut head = made.map_err(|e| invalid(ruby, e))?;
         let hijack = add_headers(ruby, &mut head, headers)?;
         Ok((head, hijack))
     }
@@ -752,7 +766,7 @@ impl RbExchange {
         headers: RHash,
         body: RArray,
     ) -> Result<bool, Error> {
-        let head = guard(ruby, || Self::head_from(ruby, status, headers))?;
+        let head = guard(ruby, || Self::head_from(ruby, rb_self, status, headers))?;
         Self::respond_with(ruby, rb_self, head, body)
     }
 
@@ -798,7 +812,7 @@ impl RbExchange {
     /// Starts a streamed response (the body is written with #write, ended with #finish).
     fn start(ruby: &Ruby, rb_self: &Self, status: i64, headers: RHash) -> Result<bool, Error> {
         guard(ruby, || {
-            let head = Self::head_from(ruby, status, headers)?;
+            let head = Self::head_from(ruby, rb_self, status, headers)?;
             let msg = rb_self.with(ruby, |ex| {
                 ex.response
                     .encode_stream_head(head)
@@ -904,7 +918,7 @@ impl RbExchange {
     /// the response has started.
     fn early_hints(ruby: &Ruby, rb_self: &Self, headers: RHash) -> Result<bool, Error> {
         guard(ruby, || {
-            let head = Self::head_from(ruby, 103, headers)?;
+            let head = Self::head_from(ruby, rb_self, 103, headers)?;
             let msg = rb_self.with(ruby, |ex| Ok(ex.response.encode_informational(head)))?;
             match msg {
                 Some(msg) => rb_self.send(ruby, msg),
@@ -928,7 +942,7 @@ impl RbExchange {
     /// hands the socket over like #hijack.
     fn upgrade(ruby: &Ruby, rb_self: &Self, status: i64, headers: RHash) -> Result<RArray, Error> {
         guard(ruby, || {
-            let head = Self::head_from(ruby, status, headers)?;
+            let head = Self::head_from(ruby, rb_self, status, headers)?;
             let msg = rb_self.with(ruby, |ex| {
                 ex.response
                     .encode_upgrade_head(head)
@@ -982,7 +996,7 @@ impl RbExchange {
         path: RString,
     ) -> Result<Option<bool>, Error> {
         guard(ruby, || {
-            let head = Self::head_from(ruby, status, headers)?;
+            let head = Self::head_from(ruby, rb_self, status, headers)?;
             let path = PathBuf::from(path.to_string()?);
             let Ok(mut file) = std::fs::File::open(&path) else {
                 return Ok(None);
