@@ -301,6 +301,13 @@ RSpec.describe 'HTTP/1.1 end to end' do
       expect(env['SERVER_SOFTWARE']).to start_with('Hyperion/')
     end
 
+    it 'has no HTTP_HOST for an HTTP/1.0 request without Host, and names the listener instead' do
+      env = echo_env("GET /old HTTP/1.0\r\nAccept: */*\r\n\r\n")
+      expect(env).not_to have_key('HTTP_HOST')
+      expect(env).to include('SERVER_NAME' => '127.0.0.1', 'HTTP_ACCEPT' => '*/*', 'PATH_INFO' => '/old')
+      expect(env['SERVER_PORT']).to match(/\A\d+\z/)
+    end
+
     it 'has an empty QUERY_STRING when there is none' do
       env = echo_env("GET /plain HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
       expect(env['QUERY_STRING']).to eq('')

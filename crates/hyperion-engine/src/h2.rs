@@ -248,7 +248,9 @@ pub(crate) async fn serve<S>(
         let done = {
             let mut conn = core.lock();
             if !buf.is_empty() && !closing {
-                if let Err(e) = conn.recv(&mut buf, Instant::now()) {
+                // The time of this read: the start of every request it brought.
+                let now = Instant::now();
+                if let Err(e) = conn.recv(&mut buf, now) {
                     count_error(&shared, e);
                     closing = true;
                 }
@@ -274,11 +276,12 @@ pub(crate) async fn serve<S>(
                         peer,
                         listener: &listener,
                         streams: &mut streams,
+                        now,
                     };
                     on_event(at, &mut conn, event);
                 }
                 if took {
-                    last_stream = tokio::time::Instant::now();
+                    last_stream = tokio::time::Instant::from_std(now);
                 }
             }
             std::mem::swap(conn.output(), &mut out);
@@ -389,6 +392,8 @@ struct Taken<'a> {
     peer: Peer,
     listener: &'a Arc<ListenerInfo>,
     streams: &'a mut FuturesUnordered<StreamTask>,
+    /// When the bytes holding these requests were read.
+    now: Instant,
 }
 
 impl Taken<'_> {
@@ -436,7 +441,7 @@ struct Report {
 }
 
 impl Report {
-    fn new(shared: &Arc<Shared>, head: &RequestHead, peer: Peer) -> Report {
+    fn new(shared: &Arc<Shared>, head: &RequestHead, peer: Peer, started: Instant) -> Report {
         crate::observe::request_started(shared);
         let request_id = if shared.config.log.access_log {
             head.field(b"x-request-id").map(|v| v.to_vec())
@@ -454,7 +459,7 @@ impl Report {
             method_len: method.len(),
             request_id,
             peer,
-            started: Instant::now(),
+            started,
             status: 0,
             bytes: 0,
         }
@@ -521,13 +526,13 @@ fn on_request(at: Taken<'_>, conn: &mut Connection, id: u32, head: RequestHead, 
     bump(&shared.stats.h2_streams);
     if end_stream {
         if let Some((response, head_only)) = static_hit(shared, head.method(), path_of(&head)) {
-            let mut report = Report::new(shared, &head, peer);
+            let mut report = Report::new(shared, &head, peer, at.now);
             let answer = Answer::of_static(&response, head_only);
             answer_now(&at, conn, id, answer, Some(&mut report));
             return;
         }
     }
-    let mut report = Report::new(shared, &head, peer);
+    let mut report = Report::new(shared, &head, peer, at.now);
     let Some(slot) = StreamSlot::take(shared) else {
         bump(&shared.stats.h2_streams_refused);
         conn.reset(id, Reason::REFUSED_STREAM);

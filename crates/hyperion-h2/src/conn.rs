@@ -1285,9 +1285,24 @@ fn valid_name(name: &[u8]) -> bool {
 /// A field value: no NUL, CR or LF, and no space or tab at either end (RFC 9113 8.2.1).
 fn valid_value(value: &[u8]) -> bool {
     let edge = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
-    !edge(value.first())
-        && !edge(value.last())
-        && !value.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n')
+    !edge(value.first()) && !edge(value.last()) && !has_nul_cr_lf(value)
+}
+
+/// Whether `value` holds NUL, CR or LF. Eight bytes at a time: only a word with a byte below
+/// SP (those three, a tab, another control) is looked at byte by byte.
+fn has_nul_cr_lf(value: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let bad = |b: &u8| matches!(b, 0 | b'\r' | b'\n');
+    let mut words = value.chunks_exact(8);
+    for word in &mut words {
+        let x = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        // Exact for "some byte is below 0x20": no such byte, no borrow, no flag.
+        if x.wrapping_sub(ONES * 0x20) & !x & HIGHS != 0 && word.iter().any(bad) {
+            return true;
+        }
+    }
+    words.remainder().iter().any(bad)
 }
 
 /// A method: a token (RFC 9110 9.1), in any case.

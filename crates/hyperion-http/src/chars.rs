@@ -30,6 +30,28 @@ pub(crate) fn is_field_byte(b: u8) -> bool {
     b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80
 }
 
+/// Whether every byte of a field value is a field-value byte ([`is_field_byte`]). Eight bytes
+/// at a time: a word with no byte below SP and none equal to DEL holds only valid bytes, and
+/// only a word with one of those (a tab, or a fault) is looked at byte by byte.
+pub(crate) fn all_field_bytes(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut words = s.chunks_exact(8);
+    for word in &mut words {
+        let x = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        // A byte below 0x20 sets its high bit in the first term; `!x` drops bytes of 0x80 and
+        // above, which the subtraction also marks. Without such a byte nothing borrows, so
+        // no flag is ever set for a valid word.
+        let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+        let y = x ^ (ONES * 0x7f);
+        let del = y.wrapping_sub(ONES) & !y & HIGHS;
+        if below_space | del != 0 && !word.iter().all(|&b| is_field_byte(b)) {
+            return false;
+        }
+    }
+    words.remainder().iter().all(|&b| is_field_byte(b))
+}
+
 #[inline]
 pub(crate) fn is_ows(b: u8) -> bool {
     b == b' ' || b == b'\t'
@@ -123,3 +145,28 @@ pub(crate) fn is_valid_authority(value: &[u8]) -> bool {
 /// Bytes of a reg-name or IPv4 address other than a pct-encoded triplet: unreserved and
 /// sub-delims (RFC 3986 3.2.2).
 const REG_NAME_BYTE: [bool; 256] = alphanumeric_and(b"-._~!$&'()*+,;=");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_bytes_are_checked_alike_a_word_and_a_byte_at_a_time() {
+        // Every byte value in every position of a word and of the remainder.
+        for len in [1usize, 7, 8, 9, 16, 23] {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut value = vec![b'a'; len];
+                    value[at] = b;
+                    assert_eq!(
+                        all_field_bytes(&value),
+                        is_field_byte(b),
+                        "byte {b:#x} at {at} of {len}"
+                    );
+                }
+            }
+        }
+        assert!(all_field_bytes(b"text/html; charset=utf-8\t\x80\xff ~"));
+        assert!(all_field_bytes(b""));
+    }
+}

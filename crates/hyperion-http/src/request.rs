@@ -1,6 +1,8 @@
 //! Strict request-head parser (RFC 9112 sections 2-3, 5-7).
 
-use crate::chars::{is_field_byte, is_ows, is_target_byte, is_tchar, is_valid_authority, trim_ows};
+use crate::chars::{
+    all_field_bytes, is_ows, is_target_byte, is_tchar, is_valid_authority, trim_ows,
+};
 use crate::error::{ParseError, ParseErrorKind};
 use ParseErrorKind as K;
 
@@ -320,9 +322,7 @@ pub fn assemble_head(
         if name.is_empty() {
             return err(K::EmptyHeaderName);
         }
-        if !name.iter().all(|&b| is_tchar(b))
-            || !h.value.slice(buf).iter().all(|&b| is_field_byte(b))
-        {
+        if !name.iter().all(|&b| is_tchar(b)) || !all_field_bytes(h.value.slice(buf)) {
             return err(K::InvalidHeaderChar);
         }
     }
@@ -548,7 +548,7 @@ pub(crate) fn parse_field_line(line: &[u8]) -> Result<(usize, usize, usize), Par
         Some(_) => return Err(K::InvalidHeaderChar),
     }
     let raw = &line[name_end + 1..];
-    if !raw.iter().all(|&b| is_field_byte(b)) {
+    if !all_field_bytes(raw) {
         return Err(K::InvalidHeaderChar);
     }
     let mut vs = name_end + 1;

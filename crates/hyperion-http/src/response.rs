@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::io::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::chars::{is_field_byte, is_tchar};
+use crate::chars::{all_field_bytes, is_tchar};
 
 /// Standard reason phrase for `status`, "" when unknown.
 pub fn reason_phrase(status: u16) -> &'static str {
@@ -104,7 +104,7 @@ pub fn is_valid_header_name(name: &[u8]) -> bool {
 
 /// True if `value` has no CR, LF, NUL or other CTL (HTAB allowed) and no DEL.
 pub fn is_valid_header_value(value: &[u8]) -> bool {
-    value.iter().all(|&b| is_field_byte(b))
+    all_field_bytes(value)
 }
 
 /// Appends one chunk (`{hex len}\r\n{data}\r\n`). Empty data appends nothing: a zero-size chunk would end
@@ -137,10 +137,7 @@ thread_local! {
 
 /// Current IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`. Formatted at most once per second per thread.
 pub fn http_date() -> [u8; 29] {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = unix_seconds();
     DATE_CACHE.with(|c| {
         let (cached_secs, cached) = c.get();
         if cached_secs == secs {
@@ -150,6 +147,28 @@ pub fn http_date() -> [u8; 29] {
         c.set((secs, date));
         date
     })
+}
+
+/// The wall clock in whole seconds. On Linux from the coarse clock, which is read from memory
+/// without touching the time counter: it may be a few milliseconds behind, which a date with
+/// one-second resolution does not show, and it costs a fraction of a precise read on every
+/// response.
+fn unix_seconds() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid timespec to write to.
+        if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
+            return ts.tv_sec.max(0) as u64;
+        }
+    }
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// IMF-fixdate for a unix timestamp (seconds).

@@ -33,6 +33,7 @@ struct Interned {
     rack_hijack_p: VALUE,
     rack_hijack: VALUE,
     rack_early_hints: VALUE,
+    http_host: VALUE,
     iv_exchange: rb_sys::ID,
     iv_env: rb_sys::ID,
     iv_logger: rb_sys::ID,
@@ -107,6 +108,7 @@ pub fn init() {
         rack_hijack_p: permanent(b"rack.hijack?"),
         rack_hijack: permanent(b"rack.hijack"),
         rack_early_hints: permanent(b"rack.early_hints"),
+        http_host: permanent(b"HTTP_HOST"),
         iv_exchange: id(c"@exchange"),
         iv_env: id(c"@env"),
         iv_logger: id(c"@logger"),
@@ -275,8 +277,10 @@ fn add_callables(ruby: &Ruby, pairs: &mut Pairs, env: VALUE, callables: &Callabl
 
 /// The entries every request sets, in the order they open every template (see
 /// [`env_templates`]): a copied template holds them in its first places, with nil, and
-/// [`Fixed::fill`] writes the request's values there without hashing a key.
-const FIXED: usize = 10;
+/// [`Fixed::fill`] writes the request's values there without hashing a key. HTTP_HOST is one:
+/// HTTP/1.1 requires Host and HTTP/2 has `:authority`; a request without either (HTTP/1.0)
+/// has the placeholder deleted.
+const FIXED: usize = 11;
 
 fn fixed_keys(k: &Interned) -> [VALUE; FIXED] {
     [
@@ -290,6 +294,7 @@ fn fixed_keys(k: &Interned) -> [VALUE; FIXED] {
         k.rack_input,
         k.rack_response_finished,
         k.rack_early_hints,
+        k.http_host,
     ]
 }
 
@@ -551,7 +556,7 @@ pub fn build(
         values: [rb_sys::Qnil as VALUE; FIXED],
         next: 0,
     };
-    let [method_v, path_v, query_v, uri_v, name_v, port_v, addr_v, input_v, finished_v, hints_v] =
+    let [method_v, path_v, query_v, uri_v, name_v, port_v, addr_v, input_v, finished_v, hints_v, host_v] =
         &mut fixed.values;
     *method_v = k.method(head.method.slice(buf));
     // An absolute-form target with no path ("http://host?q") means "/" (RFC 9112 3.2.2).
@@ -600,12 +605,21 @@ pub fn build(
     // the Host header is ignored, so HTTP_HOST (which Rack::Request reads first) carries it.
     let absolute = head.target_form == TargetForm::Absolute;
     if let (true, Some(authority)) = (absolute, head.host) {
-        pairs.put(env, intern(b"HTTP_HOST"), new_str(authority.slice(buf)));
+        *host_v = new_str(authority.slice(buf));
     }
     for (i, h) in head.headers.iter().enumerate() {
         let name = h.name.slice(buf);
         let value = h.value.slice(buf);
-        if absolute && name.eq_ignore_ascii_case(b"host") {
+        if name.len() == 4 && name.eq_ignore_ascii_case(b"host") {
+            if absolute {
+                continue;
+            }
+            // The parser refuses a second Host; should one come, it joins the first.
+            if *host_v == rb_sys::Qnil as VALUE {
+                *host_v = new_str(value);
+            } else {
+                join_field(*host_v, value, false);
+            }
             continue;
         }
         if is_content_type(name) {
@@ -700,8 +714,13 @@ pub fn build(
     // SAFETY: GVL held.
     *finished_v = unsafe { rb_sys::rb_ary_new() };
     *hints_v = add_callables(ruby, &mut pairs, env, callables);
+    let no_host = *host_v == rb_sys::Qnil as VALUE;
     fixed.fill(env, &mut pairs);
     pairs.store(env);
+    if no_host {
+        // SAFETY: GVL held; `env` is the new, unfrozen Hash.
+        unsafe { rb_sys::rb_hash_delete(env, k.http_host) };
+    }
     // SAFETY: `env` is the Hash created above.
     Ok(unsafe { RHash::from_value(Value::from_raw(env)).unwrap_unchecked() })
 }

@@ -1332,3 +1332,20 @@ fn empty_method_resets_the_stream() {
     let block = req("", &[]);
     c.refuses_malformed(&block);
 }
+
+#[test]
+fn nul_cr_and_lf_are_found_in_every_position_of_a_value() {
+    for len in [1usize, 7, 8, 9, 16, 23] {
+        for at in 0..len {
+            for b in 0..=255u8 {
+                let mut value = vec![b'a'; len];
+                value[at] = b;
+                assert_eq!(
+                    has_nul_cr_lf(&value),
+                    matches!(b, 0 | b'\r' | b'\n'),
+                    "byte {b:#x} at {at} of {len}"
+                );
+            }
+        }
+    }
+}
