@@ -89,7 +89,6 @@ module Hyperion
     def serve_rack(exchange, app, request)
       # rack.early_hints, and rack.hijack where the socket can be handed over, are set too.
       env = exchange.build_env(@env_templates, @logger, @hijack)
-      input = env[RACK_INPUT]
       status = headers = body = error = nil
       done = false
       run_hooks(Routes.start_hooks, request, env) if request
@@ -108,7 +107,8 @@ module Hyperion
           close_body(body, env) unless body.nil?
           # A large request body is a temp file: give its descriptor back now, not at GC. A
           # streamed body stops being read from the client.
-          input.close if (input.is_a?(File) || input.is_a?(StreamInput)) && !input.closed?
+          input = exchange.input_to_close
+          input.close unless input.nil? || input.closed?
           finished(exchange, env, status, headers, error)
         end
         run_hooks(Routes.end_hooks, request, env, [status, headers, body], error) if request

@@ -133,6 +133,17 @@ RSpec.describe 'HTTP/1.1 end to end' do
       expect(env['CONTENT_LENGTH']).to eq('21')
     end
 
+    it 'closes the temp file of a large body after the response, even when the app replaced rack.input' do
+      body = 'x' * 200_000
+      sock = connect(port)
+      sock.write("POST /keep_input HTTP/1.1\r\nHost: a\r\nContent-Length: #{body.bytesize}\r\n\r\n#{body}")
+      status, _headers, answer = read_response(sock)
+      expect([status, answer]).to eq([200, 'File'])
+      sock.write("GET /kept_input HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+      status, _headers, answer = read_response(sock)
+      expect([status, answer]).to eq([200, 'File closed=true'])
+    end
+
     it 'sends 100 Continue for Expect: 100-continue before the body is sent' do
       sock = connect(@echo.port)
       sock.write("POST /expect HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n")

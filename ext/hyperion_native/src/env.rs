@@ -408,6 +408,13 @@ impl Pairs {
     }
 }
 
+/// The env key `rack.input`.
+pub fn rack_input_key() -> Value {
+    let k = INTERNED.get().expect("env::init runs at load");
+    // SAFETY: an interned, permanent String.
+    unsafe { Value::from_raw(k.rack_input) }
+}
+
 /// Whether the app registered `rack.response_finished` callbacks (or put something else
 /// than an Array there).
 pub fn has_finish_callbacks(env: RHash) -> bool {

@@ -570,15 +570,25 @@ static BIND_ERROR: Lazy<ExceptionClass> = Lazy::new(|ruby| native_const(ruby, "B
 // ---------------------------------------------------------------------------------------------
 // Exchange
 
-#[magnus::wrap(class = "Hyperion::Native::Exchange", free_immediately, size)]
+#[derive(magnus::TypedData)]
+#[magnus(class = "Hyperion::Native::Exchange", free_immediately, size, mark)]
 struct RbExchange {
     inner: RefCell<Option<Box<Exchange>>>,
     /// Set when the adapter asked to learn when the response is on the wire.
     written: RefCell<Option<std::sync::mpsc::Receiver<bool>>>,
     /// The application took the socket with `rack.hijack` (a full hijack).
     hijacked: Cell<bool>,
-    /// The env's `rack.input` is a file or a stream that must be closed after the response.
-    input_to_close: Cell<bool>,
+    /// The env's `rack.input` when it is a file or a stream that must be closed after the
+    /// response (the one the env was built with, whatever the app put there since).
+    input_to_close: Cell<Option<magnus::value::Opaque<Value>>>,
+}
+
+impl magnus::DataTypeFunctions for RbExchange {
+    fn mark(&self, marker: &magnus::gc::Marker) {
+        if let Some(input) = self.input_to_close.get() {
+            marker.mark(input);
+        }
+    }
 }
 
 /// The exchange behind `value`. Converting `self` for a method is magnus's protected call
@@ -608,7 +618,7 @@ impl RbExchange {
             inner: RefCell::new(Some(ex)),
             written: RefCell::new(None),
             hijacked: Cell::new(false),
-            input_to_close: Cell::new(false),
+            input_to_close: Cell::new(None),
         }
     }
 
@@ -650,9 +660,23 @@ impl RbExchange {
                 };
                 Ok((env::build(ruby, ex, templates, &callables)?, closable))
             })?;
-            rb_self.input_to_close.set(closable);
+            if closable {
+                let input = env
+                    .get(env::rack_input_key())
+                    .unwrap_or_else(|| ruby.qnil().as_value());
+                rb_self.input_to_close.set(Some(input.into()));
+            }
             Ok(env)
         })
+    }
+
+    /// The env's original `rack.input` when it must be closed after the response (a file or
+    /// a stream), else nil.
+    fn input_to_close(ruby: &Ruby, rb_self: Value) -> Result<Value, Error> {
+        Ok(exchange_of(ruby, rb_self)?
+            .input_to_close
+            .get()
+            .map_or_else(|| ruby.qnil().as_value(), |input| ruby.get_inner(input)))
     }
 
     fn is_hijacked(ruby: &Ruby, rb_self: Value) -> Result<bool, Error> {
@@ -672,7 +696,7 @@ impl RbExchange {
         body: Value,
     ) -> Result<bool, Error> {
         let rb_self = exchange_of(ruby, rb_self)?;
-        if rb_self.hijacked.get() || rb_self.input_to_close.get() {
+        if rb_self.hijacked.get() || rb_self.input_to_close.get().is_some() {
             return Ok(false);
         }
         let (Some(status), Some(headers), Some(body)) = (
@@ -1186,6 +1210,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     let exchange = native.define_class("Exchange", ruby.class_object())?;
     exchange.define_method("build_env", method!(RbExchange::build_env, 3))?;
     exchange.define_method("hijacked?", method!(RbExchange::is_hijacked, 0))?;
+    exchange.define_method("input_to_close", method!(RbExchange::input_to_close, 0))?;
     exchange.define_method("serve_array", method!(RbExchange::serve_array, 4))?;
     exchange.define_method("head?", method!(RbExchange::is_head, 0))?;
     exchange.define_method("h2?", method!(RbExchange::is_h2, 0))?;
