@@ -264,7 +264,8 @@ impl RbEngine {
     /// engine has stopped and the queue is drained, or false when `timeout` seconds (nil =
     /// none) pass first. Thread#kill interrupts the wait. Signals are delivered to the main
     /// thread only when it wakes, so a main thread that must react to traps passes a timeout.
-    fn next_exchange(ruby: &Ruby, rb_self: &Self, timeout: Option<f64>) -> Result<Value, Error> {
+    fn next_exchange(ruby: &Ruby, rb_self: Value, timeout: Option<f64>) -> Result<Value, Error> {
+        let rb_self: &Self = typed_of(ruby, rb_self, "not a Hyperion::Native::Engine")?;
         guard(ruby, || {
             let queue = rb_self.engine.queue().clone();
             let token = WaitToken::new();
@@ -595,7 +596,17 @@ impl magnus::DataTypeFunctions for RbExchange {
 /// around `rb_check_typeddata` (about 200 instructions); the methods every request calls find
 /// it with a check that cannot raise instead.
 fn exchange_of<'a>(ruby: &Ruby, value: Value) -> Result<&'a RbExchange, Error> {
-    let data_type = <RbExchange as magnus::TypedData>::data_type();
+    typed_of(ruby, value, "not a Hyperion::Native::Exchange")
+}
+
+/// The Rust data behind `value`, an object of `T`'s class, found without magnus's protected
+/// conversion.
+fn typed_of<'a, T: magnus::TypedData>(
+    ruby: &Ruby,
+    value: Value,
+    wrong_type: &'static str,
+) -> Result<&'a T, Error> {
+    let data_type = T::data_type();
     // `DataType` is a transparent wrapper of `rb_data_type_t`.
     let raw = (data_type as *const magnus::DataType).cast::<rb_sys::rb_data_type_t>();
     // SAFETY: GVL held (a method call). `rb_check_typeddata` raises only for an object of
@@ -603,12 +614,9 @@ fn exchange_of<'a>(ruby: &Ruby, value: Value) -> Result<&'a RbExchange, Error> {
     // caller's frame holds.
     unsafe {
         if rb_sys::rb_typeddata_is_kind_of(value.as_raw(), raw) == 0 {
-            return Err(Error::new(
-                ruby.exception_type_error(),
-                "not a Hyperion::Native::Exchange",
-            ));
+            return Err(Error::new(ruby.exception_type_error(), wrong_type));
         }
-        Ok(&*(rb_sys::rb_check_typeddata(value.as_raw(), raw) as *const RbExchange))
+        Ok(&*(rb_sys::rb_check_typeddata(value.as_raw(), raw) as *const T))
     }
 }
 
