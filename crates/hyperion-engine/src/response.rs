@@ -211,21 +211,7 @@ pub struct HeadBuilder {
 
 impl HeadBuilder {
     pub fn new(status: i64, size_hint: usize) -> Result<Self, ResponseError> {
-        if !(100..=999).contains(&status) {
-            return Err(ResponseError::InvalidStatus(status));
-        }
-        let mut buf = Vec::with_capacity(size_hint.max(256));
-        hyperion_http::write_status_line(&mut buf, status as u16);
-        Ok(HeadBuilder {
-            buf,
-            status: status as u16,
-            content_length: None,
-            app_close: false,
-            connection: None,
-            has_date: false,
-            date_at_send: false,
-            h2: false,
-        })
+        Self::start(status, size_hint.max(256), false)
     }
 
     /// A head for an HTTP/2 stream: each field is HPACK-encoded as it is added (names in
@@ -233,11 +219,20 @@ impl HeadBuilder {
     /// parses nothing. Only [`HeadBuilder::into_h2_head`] and [`HeadBuilder::to_h2_block`]
     /// read it; a [`Response`] for an HTTP/2 stream asks for nothing else.
     pub fn for_h2(status: i64, size_hint: usize) -> Result<Self, ResponseError> {
+        Self::start(status, size_hint.max(128), true)
+    }
+
+    /// A head holding only its status: the status line, or `:status` in HPACK.
+    fn start(status: i64, capacity: usize, h2: bool) -> Result<Self, ResponseError> {
         if !(100..=999).contains(&status) {
             return Err(ResponseError::InvalidStatus(status));
         }
-        let mut buf = Vec::with_capacity(size_hint.max(128));
-        hyperion_h2::hpack::Encoder::new().status(status as u16, &mut buf);
+        let mut buf = Vec::with_capacity(capacity);
+        if h2 {
+            hyperion_h2::hpack::Encoder::new().status(status as u16, &mut buf);
+        } else {
+            hyperion_http::write_status_line(&mut buf, status as u16);
+        }
         Ok(HeadBuilder {
             buf,
             status: status as u16,
@@ -246,7 +241,7 @@ impl HeadBuilder {
             connection: None,
             has_date: false,
             date_at_send: false,
-            h2: true,
+            h2,
         })
     }
 
