@@ -7,9 +7,9 @@
 //! be answered at once and writes everything queued in one write. Each stream becomes an
 //! ordinary [`crate::Exchange`]: its pseudo-headers and headers become the request head an
 //! HTTP/1.1 request gets, checked as the HTTP/1.1 parser checks one (`assemble_head`), so
-//! routing, limits and the Rack env are built by the same code as for HTTP/1.1 (the exchange is marked [`Protocol::Http2`]). Static routes and
-//! page-cache hits are answered on the connection task itself from a prebuilt header block
-//! and a shared body. Every other stream becomes a future that reads the request body (with
+//! routing, limits and the Rack env are built by the same code as for HTTP/1.1 (the exchange
+//! is marked [`Protocol::Http2`]). Static routes and page-cache hits are answered on the
+//! connection task itself from a prebuilt header block and a shared body. Every other stream becomes a future that reads the request body (with
 //! flow control), hands the exchange to the application threads and writes the response
 //! messages that come back; the connection task drives these futures alongside its socket,
 //! so a slow handler never holds up the other streams, and the responses that arrived while
@@ -1291,6 +1291,7 @@ mod tests {
             400
         );
     }
+
     fn decoded(answer: &Answer) -> Vec<(String, String)> {
         crate::response::H2Head {
             status: answer.status,

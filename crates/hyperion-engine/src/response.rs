@@ -278,42 +278,30 @@ impl HeadBuilder {
         if !(100..=999).contains(&self.status) {
             return Err(ResponseError::InvalidStatus(self.status as i64));
         }
-        let mut encoder = hyperion_h2::hpack::Encoder::new();
+        let mut block = Vec::with_capacity(self.buf.len() + 64);
         if self.h2 {
-            let mut block = Vec::with_capacity(self.buf.len() + 64);
             block.extend_from_slice(&self.buf);
             return Ok(H2Head {
                 status: self.status,
                 block: Self::end_h2_block(block, length, date),
             });
         }
-        let mut block = Vec::with_capacity(self.buf.len() + 64);
-        encoder.status(self.status, &mut block);
+        hyperion_h2::hpack::Encoder::new().status(self.status, &mut block);
         // The buffer holds our own validated lines: the status line, then `name: value\r\n`.
         let start = self
             .buf
             .windows(2)
             .position(|w| w == b"\r\n")
             .map_or(self.buf.len(), |i| i + 2);
-        let mut lower = Vec::new();
         for line in self.buf[start..].split(|&b| b == b'\n') {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let Some(colon) = line.iter().position(|&b| b == b':') else {
-                continue;
-            };
-            let name = &line[..colon];
-            let value = line[colon + 1..].trim_ascii_start();
-            if is_connection_specific(name, value) {
-                continue;
+            if let Some(colon) = line.iter().position(|&b| b == b':') {
+                encode_h2_field(
+                    &line[..colon],
+                    line[colon + 1..].trim_ascii_start(),
+                    &mut block,
+                );
             }
-            let name = if name.iter().any(u8::is_ascii_uppercase) {
-                lower.clear();
-                lower.extend(name.iter().map(u8::to_ascii_lowercase));
-                &lower[..]
-            } else {
-                name
-            };
-            encoder.field(name, value, &mut block);
         }
         Ok(H2Head {
             status: self.status,
@@ -397,7 +385,7 @@ impl HeadBuilder {
             _ => {}
         }
         if self.h2 {
-            self.add_h2_field(name, value);
+            encode_h2_field(name, value, &mut self.buf);
             return Ok(());
         }
         self.buf.extend_from_slice(name);
@@ -408,29 +396,28 @@ impl HeadBuilder {
     }
 }
 
-impl HeadBuilder {
-    /// One validated field into an HTTP/2 head's block.
-    fn add_h2_field(&mut self, name: &[u8], value: &[u8]) {
-        if is_connection_specific(name, value) {
-            return;
-        }
-        let mut encoder = hyperion_h2::hpack::Encoder::new();
-        if !name.iter().any(u8::is_ascii_uppercase) {
-            encoder.field(name, value, &mut self.buf);
-            return;
-        }
-        let mut stack = [0u8; 64];
-        let mut heap;
-        let lower: &mut [u8] = if name.len() <= stack.len() {
-            &mut stack[..name.len()]
-        } else {
-            heap = name.to_vec();
-            &mut heap
-        };
-        lower.copy_from_slice(name);
-        lower.make_ascii_lowercase();
-        encoder.field(lower, value, &mut self.buf);
+/// One validated response field into an HTTP/2 block: the name in lowercase, and nothing
+/// for a connection-specific field.
+fn encode_h2_field(name: &[u8], value: &[u8], block: &mut Vec<u8>) {
+    if is_connection_specific(name, value) {
+        return;
     }
+    let mut encoder = hyperion_h2::hpack::Encoder::new();
+    if !name.iter().any(u8::is_ascii_uppercase) {
+        encoder.field(name, value, block);
+        return;
+    }
+    let mut stack = [0u8; 64];
+    let mut heap;
+    let lower: &mut [u8] = if name.len() <= stack.len() {
+        &mut stack[..name.len()]
+    } else {
+        heap = name.to_vec();
+        &mut heap
+    };
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    encoder.field(lower, value, block);
 }
 
 /// Headers that only mean something on one HTTP/1.1 connection and must not appear in an

@@ -256,7 +256,7 @@ pub struct Callables {
 /// `EarlyHints` and `Hijack` objects for this exchange.
 /// Makes the request's `rack.early_hints` object (returned) and, for HTTP/1.1, puts its
 /// `rack.hijack`.
-fn add_callables(ruby: &Ruby, pairs: &mut Pairs, env: VALUE, callables: &Callables) -> VALUE {
+fn add_callables(ruby: &Ruby, table: &Table, env: VALUE, callables: &Callables) -> VALUE {
     let k = INTERNED.get().expect("env::init runs at load");
     let hints = instance(
         ruby.get_inner(&EARLY_HINTS),
@@ -270,7 +270,7 @@ fn add_callables(ruby: &Ruby, pairs: &mut Pairs, env: VALUE, callables: &Callabl
             ruby.get_inner(&HIJACK),
             &[(k.iv_exchange, callables.exchange), (k.iv_env, env)],
         );
-        pairs.put(env, k.rack_hijack, hijack);
+        table.put(k.rack_hijack, hijack);
     }
     hints
 }
@@ -308,16 +308,14 @@ struct Fixed {
 
 impl Fixed {
     /// Writes the values over the template's placeholders in place. A table whose first
-    /// keys are not [`fixed_keys`] (a template not made by `env_templates`) gets them through
-    /// `pairs` instead.
-    fn fill(mut self, env: VALUE, pairs: &mut Pairs) {
-        // SAFETY: GVL held; `env` is a new Hash nothing else holds. `rb_hash_tbl` marks it
-        // write-barrier unprotected, so values may be written into its table directly. The
-        // callbacks only read `Fixed` through `arg`, which outlives the call.
+    /// keys are not [`fixed_keys`] (a template not made by `env_templates`) gets them stored
+    /// like any entry instead.
+    fn fill(mut self, table: &Table) {
+        // SAFETY: GVL held; see `Table`. The callbacks only read `Fixed` through `arg`, which
+        // outlives the call.
         let filled = unsafe {
-            let table = rb_sys::rb_hash_tbl(env, c"env.rs".as_ptr(), line!() as c_int);
             rb_sys::rb_st_foreach_with_replace(
-                table,
+                table.0,
                 Some(fixed_check),
                 Some(fixed_replace),
                 &mut self as *mut Fixed as rb_sys::st_data_t,
@@ -325,7 +323,7 @@ impl Fixed {
             self.next
         };
         for i in filled..FIXED {
-            pairs.put(env, self.keys[i], self.values[i]);
+            table.put(self.keys[i], self.values[i]);
         }
     }
 }
@@ -361,74 +359,30 @@ unsafe extern "C" fn fixed_replace(
     rb_sys::st_retval::ST_CONTINUE as c_int
 }
 
-/// Entries for the env, gathered where the collector sees the new values (this struct lives
-/// on the stack) and stored with one `rb_hash_bulk_insert`: a store through `Hash#[]=` costs
-/// about twice the hashing and inserting it does.
-struct Pairs {
-    items: [VALUE; PAIRS * 2],
-    len: usize,
-}
+/// The table of an env being built, taken once (`rb_hash_tbl`). That leaves the env
+/// write-barrier unprotected: the collector scans all its entries, so entries may be written
+/// into its table directly. Each goes in with `st_insert` (the key hashed once, looked up,
+/// stored; a key already there takes the new value): `rb_hash_bulk_insert` into a table that
+/// already holds entries appends them and then rebuilds the whole index, about 580
+/// instructions per entry for an env made from a template against about 250 here, and a store
+/// through `Hash#[]=` costs about twice that.
+struct Table(*mut rb_sys::st_table);
 
-/// Entries gathered before they are stored (more are stored in several batches).
-const PAIRS: usize = 40;
-
-impl Pairs {
-    fn new() -> Pairs {
-        Pairs {
-            items: [rb_sys::Qnil as VALUE; PAIRS * 2],
-            len: 0,
-        }
+impl Table {
+    fn of(env: VALUE) -> Table {
+        // SAFETY: GVL held; `env` is a new, unfrozen Hash nothing else holds.
+        Table(unsafe { rb_sys::rb_hash_tbl(env, c"env.rs".as_ptr(), line!() as c_int) })
     }
 
-    fn put(&mut self, env: VALUE, key: VALUE, value: VALUE) {
-        if self.len == self.items.len() {
-            self.store(env);
-        }
-        self.items[self.len] = key;
-        self.items[self.len + 1] = value;
-        self.len += 2;
+    /// Stores `value` under `key`, a frozen, interned String (a Hash stores such a key as it
+    /// is).
+    fn put(&self, key: VALUE, value: VALUE) {
+        // SAFETY: GVL held; the table of a live env, which stays an st table (it never shrinks
+        // back), with the key and value as above.
+        unsafe {
+            rb_sys::rb_st_insert(self.0, key as rb_sys::st_data_t, value as rb_sys::st_data_t)
+        };
     }
-
-    /// The value gathered for `key`, an interned String (the same key is the same object).
-    fn get(&self, key: VALUE) -> Option<VALUE> {
-        self.items[..self.len]
-            .chunks_exact(2)
-            .find(|pair| pair[0] == key)
-            .map(|pair| pair[1])
-    }
-
-    /// Stores what was gathered into `env`; a key already there takes the new value. Each
-    /// entry goes straight into the env's table (`st_insert`: the key hashed once, looked up,
-    /// stored). `rb_hash_bulk_insert` into a table that already holds entries appends them
-    /// and then rebuilds the whole index, which for an env made from a template cost about
-    /// 580 instructions per entry against about 250 here.
-    fn store(&mut self, env: VALUE) {
-        if self.len > 0 {
-            // SAFETY: GVL held; `env` is a new, unfrozen Hash nothing else holds, which
-            // `rb_hash_tbl` leaves write-barrier unprotected (the collector scans all its
-            // entries), so entries may be stored into its table directly. The keys are
-            // frozen, interned Strings (a Hash stores such a key as it is) and every value is
-            // live (on this stack).
-            unsafe {
-                let table = rb_sys::rb_hash_tbl(env, c"env.rs".as_ptr(), line!() as c_int);
-                for pair in self.items[..self.len].chunks_exact(2) {
-                    rb_sys::rb_st_insert(
-                        table,
-                        pair[0] as rb_sys::st_data_t,
-                        pair[1] as rb_sys::st_data_t,
-                    );
-                }
-            }
-            self.len = 0;
-        }
-    }
-}
-
-/// The env key `rack.input`.
-pub fn rack_input_key() -> Value {
-    let k = INTERNED.get().expect("env::init runs at load");
-    // SAFETY: an interned, permanent String.
-    unsafe { Value::from_raw(k.rack_input) }
 }
 
 /// Whether the app registered `rack.response_finished` callbacks (or put something else
@@ -455,11 +409,6 @@ pub fn has_finish_callbacks(env: RHash) -> bool {
 fn new_str(bytes: &[u8]) -> VALUE {
     // SAFETY: GVL held; copies the bytes into a new (binary) String.
     unsafe { rb_sys::rb_str_new(bytes.as_ptr() as *const _, bytes.len() as _) }
-}
-
-fn aset(env: VALUE, key: VALUE, value: VALUE) {
-    // SAFETY: GVL held; `env` is a fresh, unfrozen Hash and keys are frozen Strings.
-    unsafe { rb_sys::rb_hash_aset(env, key, value) };
 }
 
 extern "C" {
@@ -553,13 +502,15 @@ fn variant(ex: &Exchange) -> usize {
     scheme * 3 + protocol
 }
 
-/// Builds the env: the template's entries (the per-server constants) plus this request.
+/// Builds the env: the template's entries (the per-server constants) plus this request. Also
+/// returns its `rack.input` when that must be closed after the response (a temp file or a
+/// streamed body; a body in memory is a `StringIO`).
 pub fn build(
     ruby: &Ruby,
     ex: &mut Exchange,
     templates: RArray,
     callables: &Callables,
-) -> Result<RHash, Error> {
+) -> Result<(RHash, Option<Value>), Error> {
     let k = INTERNED.get().expect("env::init runs at load");
     let template: Value = templates.entry(variant(ex) as isize)?;
     if RHash::from_value(template).is_none() {
@@ -570,7 +521,7 @@ pub fn build(
     }
     // SAFETY: GVL held; a copy of a frozen Hash is a new, unfrozen Hash.
     let env = unsafe { rb_sys::rb_hash_dup(template.as_raw()) };
-    let mut pairs = Pairs::new();
+    let table = Table::of(env);
     let buf = &ex.head_bytes[..];
     let head = &ex.head;
 
@@ -646,12 +597,12 @@ pub fn build(
             continue;
         }
         if is_content_type(name) {
-            pairs.put(env, k.content_type, new_str(value));
+            table.put(k.content_type, new_str(value));
             continue;
         }
         if is_content_length(name) {
             saw_length = true;
-            pairs.put(env, k.content_length, new_str(value));
+            table.put(k.content_length, new_str(value));
             continue;
         }
         let key_v = match k.usual_field(name) {
@@ -675,28 +626,25 @@ pub fn build(
             .iter()
             .any(|earlier| earlier.name.slice(buf).eq_ignore_ascii_case(name));
         if repeated {
-            let cookie = name.eq_ignore_ascii_case(b"cookie");
-            match pairs.get(key_v) {
-                Some(existing) => join_field(existing, value, cookie),
-                None => {
-                    pairs.store(env);
-                    add_header(env, key_v, value, cookie);
-                }
-            }
+            add_header(
+                env,
+                &table,
+                key_v,
+                value,
+                name.eq_ignore_ascii_case(b"cookie"),
+            );
         } else {
-            pairs.put(env, key_v, new_str(value));
+            table.put(key_v, new_str(value));
         }
     }
     if !saw_length && (!ex.body.is_empty() || !ex.trailers.is_empty()) {
-        pairs.put(
-            env,
+        table.put(
             k.content_length,
             new_str(ex.body.len().to_string().as_bytes()),
         );
     }
     if !ex.trailers.is_empty() {
-        // Trailers never override a field of the head: look at what is stored.
-        pairs.store(env);
+        // Trailers never override a field of the head.
         for (name, value) in &ex.trailers {
             key.clear();
             if cgi_header_key(name, &mut key) {
@@ -705,12 +653,13 @@ pub fn build(
                 let existing =
                     unsafe { rb_sys::rb_hash_lookup2(env, key_v, rb_sys::Qundef as VALUE) };
                 if existing == rb_sys::Qundef as VALUE {
-                    aset(env, key_v, new_str(value));
+                    table.put(key_v, new_str(value));
                 }
             }
         }
     }
 
+    let closable = !matches!(ex.body, Body::Memory(_));
     let input: Value = match std::mem::replace(&mut ex.body, Body::Memory(Vec::new())) {
         // No body: the shared input that is always at its end.
         Body::Memory(bytes) if bytes.is_empty() => ruby.get_inner(&NULL_INPUT),
@@ -736,25 +685,25 @@ pub fn build(
     *input_v = input.as_raw();
     // SAFETY: GVL held.
     *finished_v = unsafe { rb_sys::rb_ary_new() };
-    *hints_v = add_callables(ruby, &mut pairs, env, callables);
+    *hints_v = add_callables(ruby, &table, env, callables);
     let no_host = *host_v == rb_sys::Qnil as VALUE;
-    fixed.fill(env, &mut pairs);
-    pairs.store(env);
+    fixed.fill(&table);
     if no_host {
         // SAFETY: GVL held; `env` is the new, unfrozen Hash.
         unsafe { rb_sys::rb_hash_delete(env, k.http_host) };
     }
     // SAFETY: `env` is the Hash created above.
-    Ok(unsafe { RHash::from_value(Value::from_raw(env)).unwrap_unchecked() })
+    let env = unsafe { RHash::from_value(Value::from_raw(env)).unwrap_unchecked() };
+    Ok((env, closable.then_some(input)))
 }
 
 /// A field repeated in the request joins the value already stored (RFC 9110 5.3); cookies
 /// with "; ".
-fn add_header(env: VALUE, key_v: VALUE, value: &[u8], cookie: bool) {
+fn add_header(env: VALUE, table: &Table, key_v: VALUE, value: &[u8], cookie: bool) {
     // SAFETY: GVL held.
     let existing = unsafe { rb_sys::rb_hash_lookup2(env, key_v, rb_sys::Qundef as VALUE) };
     if existing == rb_sys::Qundef as VALUE {
-        aset(env, key_v, new_str(value));
+        table.put(key_v, new_str(value));
     } else {
         join_field(existing, value, cookie);
     }

@@ -657,23 +657,16 @@ impl RbExchange {
         let exchange = rb_self.as_raw();
         let rb_self = exchange_of(ruby, rb_self)?;
         guard(ruby, || {
-            let (env, closable) = rb_self.with(ruby, |ex| {
-                // A body in memory becomes a StringIO; a file or a stream must be closed.
-                let closable = !matches!(ex.body, hyperion_engine::Body::Memory(_));
+            let (env, input_to_close) = rb_self.with(ruby, |ex| {
                 let callables = env::Callables {
                     exchange,
                     logger: logger.as_raw(),
                     // Neither an HTTP/2 stream nor a TLS connection can hand its socket over.
                     hijack: hijack && !ex.is_h2(),
                 };
-                Ok((env::build(ruby, ex, templates, &callables)?, closable))
+                env::build(ruby, ex, templates, &callables)
             })?;
-            if closable {
-                let input = env
-                    .get(env::rack_input_key())
-                    .unwrap_or_else(|| ruby.qnil().as_value());
-                rb_self.input_to_close.set(Some(input.into()));
-            }
+            rb_self.input_to_close.set(input_to_close.map(Into::into));
             Ok(env)
         })
     }
