@@ -29,34 +29,25 @@ module Hyperion
 
     # rack.early_hints for one request: 103 Early Hints. Rack 2 style values joined with "\n"
     # become separate lines; an invalid header is the app's bug, logged, and never written.
-    # The per-request callables are small objects rather than blocks (a block would move the
-    # locals of the method creating it to the heap, on every request). The engine makes them
-    # as it builds the env, setting their instance variables without calling `new`.
+    # The engine makes one per request as it builds the env (a native object holding the
+    # exchange and the logger: no `new`, no instance variables).
+    EarlyHints = Native::EarlyHints
     class EarlyHints
-      def initialize(exchange, logger)
-        @exchange = exchange
-        @logger = logger
-      end
-
       def call(headers)
         hints = headers.transform_values { |value| value.is_a?(String) && value.include?("\n") ? value.split("\n") : value }
-        @exchange.early_hints(hints)
+        exchange.early_hints(hints)
       rescue InvalidResponse => e
-        @logger.warn('early hints not sent', error: e.message)
+        logger.warn('early hints not sent', error: e.message)
         false
       end
     end
 
     # rack.hijack for one request: hands the socket over on the first call, the same IO after.
+    # Made by the engine like EarlyHints, holding the exchange and the env.
+    Hijack = Native::Hijack
     class Hijack
-      def initialize(exchange, env)
-        @exchange = exchange
-        @env = env
-        @io = nil
-      end
-
       def call
-        @io ||= RackAdapter.take_socket(@env, @exchange.hijack)
+        @io ||= RackAdapter.take_socket(env, exchange.hijack)
       end
     end
 

@@ -51,6 +51,11 @@ RSpec.describe 'Responses with an Array body' do
     expect(log).to eq('finished 200 nil')
   end
 
+  it 'runs rack.response_finished callbacks of an Array the app stored after deleting the one given' do
+    expect(http_get(port, '/finished_replaced').body).to eq('replaced')
+    expect(log).to eq('replaced 200')
+  end
+
   it 'hands the socket over for a rack.hijack response header, sending the head as given' do
     sock = raw("GET /upgrade HTTP/1.1\r\nHost: x\r\n\r\n")
     data, closed = read_to_eof(sock)

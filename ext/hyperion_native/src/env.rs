@@ -8,8 +8,8 @@ use hyperion_http::{
     cgi_header_key, ipv4_text, is_content_length, is_content_type, split_host, TargetForm, Version,
 };
 use magnus::rb_sys::{AsRawValue, FromRawValue};
-use magnus::value::{Lazy, ReprValue};
-use magnus::{Error, Module, RArray, RClass, RHash, Ruby, Value};
+use magnus::value::{Lazy, Opaque, ReprValue};
+use magnus::{Class, Error, Module, RArray, RClass, RHash, Ruby, Value};
 use rb_sys::VALUE;
 
 /// Keys and constant values, interned once and kept alive for the life of the process.
@@ -34,9 +34,6 @@ struct Interned {
     rack_hijack: VALUE,
     rack_early_hints: VALUE,
     http_host: VALUE,
-    iv_exchange: rb_sys::ID,
-    iv_env: rb_sys::ID,
-    iv_logger: rb_sys::ID,
     http: VALUE,
     https: VALUE,
     port_80: VALUE,
@@ -109,9 +106,6 @@ pub fn init() {
         rack_hijack: permanent(b"rack.hijack"),
         rack_early_hints: permanent(b"rack.early_hints"),
         http_host: permanent(b"HTTP_HOST"),
-        iv_exchange: id(c"@exchange"),
-        iv_env: id(c"@env"),
-        iv_logger: id(c"@logger"),
         http: permanent(b"http"),
         https: permanent(b"https"),
         port_80: permanent(b"80"),
@@ -214,65 +208,112 @@ impl Interned {
     }
 }
 
-fn id(name: &std::ffi::CStr) -> rb_sys::ID {
-    // SAFETY: GVL held (extension load); a NUL-terminated literal.
-    unsafe { rb_sys::rb_intern(name.as_ptr()) }
+/// `rack.early_hints` for one exchange: the exchange and the logger the adapter's `call`
+/// reports an invalid hint to. A native object, made without `new` or instance variables
+/// (one allocation; about 1,000 instructions less per request than a Ruby object with two
+/// instance variables). The adapter defines `call`.
+#[derive(magnus::TypedData)]
+#[magnus(
+    class = "Hyperion::Native::EarlyHints",
+    free_immediately,
+    wb_protected,
+    size,
+    mark
+)]
+pub struct EarlyHints {
+    exchange: Opaque<Value>,
+    logger: Opaque<Value>,
 }
 
-static HIJACK: Lazy<RClass> = Lazy::new(|ruby| adapter_class(ruby, "Hijack"));
-static EARLY_HINTS: Lazy<RClass> = Lazy::new(|ruby| adapter_class(ruby, "EarlyHints"));
-
-fn adapter_class(ruby: &Ruby, name: &str) -> RClass {
-    ruby.class_object()
-        .const_get::<_, magnus::RModule>("Hyperion")
-        .and_then(|m| m.const_get::<_, RClass>("RackAdapter"))
-        .and_then(|c| c.const_get(name))
-        .expect("hyperion/rack_adapter is loaded before an env is built")
-}
-
-/// An instance of `class` with the given instance variables set, made without running
-/// `initialize` (two method calls per request saved).
-fn instance(class: RClass, ivars: &[(rb_sys::ID, VALUE)]) -> VALUE {
-    // SAFETY: GVL held; `class` is a plain Ruby class, and the object lives on this stack
-    // (where the collector finds it) until it is stored in the env.
-    unsafe {
-        let object = rb_sys::rb_obj_alloc(class.as_raw());
-        for (name, value) in ivars {
-            rb_sys::rb_ivar_set(object, *name, *value);
-        }
-        object
+impl magnus::DataTypeFunctions for EarlyHints {
+    fn mark(&self, marker: &magnus::gc::Marker) {
+        marker.mark(self.exchange);
+        marker.mark(self.logger);
     }
 }
 
-/// What the adapter's per-request callables need: the exchange they act on, the logger
-/// `EarlyHints` reports to, and whether the socket can be handed over (`Hijack`).
+impl EarlyHints {
+    fn exchange(ruby: &Ruby, rb_self: &Self) -> Value {
+        ruby.get_inner(rb_self.exchange)
+    }
+
+    fn logger(ruby: &Ruby, rb_self: &Self) -> Value {
+        ruby.get_inner(rb_self.logger)
+    }
+}
+
+/// `rack.hijack` for one HTTP/1.1 exchange on plain TCP: the exchange and its env, made like
+/// [`EarlyHints`]. The adapter defines `call`.
+#[derive(magnus::TypedData)]
+#[magnus(
+    class = "Hyperion::Native::Hijack",
+    free_immediately,
+    wb_protected,
+    size,
+    mark
+)]
+pub struct Hijack {
+    exchange: Opaque<Value>,
+    env: Opaque<Value>,
+}
+
+impl magnus::DataTypeFunctions for Hijack {
+    fn mark(&self, marker: &magnus::gc::Marker) {
+        marker.mark(self.exchange);
+        marker.mark(self.env);
+    }
+}
+
+impl Hijack {
+    fn exchange(ruby: &Ruby, rb_self: &Self) -> Value {
+        ruby.get_inner(rb_self.exchange)
+    }
+
+    fn env(ruby: &Ruby, rb_self: &Self) -> Value {
+        ruby.get_inner(rb_self.env)
+    }
+}
+
+/// Defines the classes of the per-request callables under `Hyperion::Native`.
+pub fn define_callables(ruby: &Ruby, native: magnus::RModule) -> Result<(), Error> {
+    let hints = native.define_class("EarlyHints", ruby.class_object())?;
+    hints.undef_default_alloc_func();
+    hints.define_method("exchange", magnus::method!(EarlyHints::exchange, 0))?;
+    hints.define_method("logger", magnus::method!(EarlyHints::logger, 0))?;
+    let hijack = native.define_class("Hijack", ruby.class_object())?;
+    hijack.undef_default_alloc_func();
+    hijack.define_method("exchange", magnus::method!(Hijack::exchange, 0))?;
+    hijack.define_method("env", magnus::method!(Hijack::env, 0))?;
+    Ok(())
+}
+
+/// What the per-request callables need: the exchange they act on, the logger
+/// [`EarlyHints`] reports to, and whether the socket can be handed over ([`Hijack`]).
 pub struct Callables {
     pub exchange: VALUE,
     pub logger: VALUE,
     pub hijack: bool,
 }
 
-/// `rack.early_hints` and, when the socket can be handed over, `rack.hijack`: the adapter's
-/// `EarlyHints` and `Hijack` objects for this exchange.
-/// Makes the request's `rack.early_hints` object (returned) and, for HTTP/1.1, puts its
-/// `rack.hijack`.
+/// Makes the request's `rack.early_hints` object (returned) and, when the socket can be
+/// handed over, puts its `rack.hijack`.
 fn add_callables(ruby: &Ruby, table: &Table, env: VALUE, callables: &Callables) -> VALUE {
     let k = INTERNED.get().expect("env::init runs at load");
-    let hints = instance(
-        ruby.get_inner(&EARLY_HINTS),
-        &[
-            (k.iv_exchange, callables.exchange),
-            (k.iv_logger, callables.logger),
-        ],
-    );
+    // SAFETY (from_raw): GVL held; the exchange, the logger and the env are live objects the
+    // caller's frame holds.
+    let exchange = Opaque::from(unsafe { Value::from_raw(callables.exchange) });
+    let hints = ruby.obj_wrap(EarlyHints {
+        exchange,
+        logger: Opaque::from(unsafe { Value::from_raw(callables.logger) }),
+    });
     if callables.hijack {
-        let hijack = instance(
-            ruby.get_inner(&HIJACK),
-            &[(k.iv_exchange, callables.exchange), (k.iv_env, env)],
-        );
-        table.put(k.rack_hijack, hijack);
+        let hijack = ruby.obj_wrap(Hijack {
+            exchange,
+            env: Opaque::from(unsafe { Value::from_raw(env) }),
+        });
+        table.put(k.rack_hijack, hijack.as_raw());
     }
-    hints
+    hints.as_raw()
 }
 
 /// The entries every request sets, in the order they open every template (see
@@ -298,65 +339,77 @@ fn fixed_keys(k: &Interned) -> [VALUE; FIXED] {
     ]
 }
 
+/// Where `rack.response_finished` is in [`fixed_keys`].
+const FINISHED_AT: usize = 8;
+
 /// The request's values for [`fixed_keys`], on the stack (where the collector sees them)
 /// until they are in the env.
 struct Fixed {
     keys: [VALUE; FIXED],
     values: [VALUE; FIXED],
-    next: usize,
 }
 
 impl Fixed {
     /// Writes the values over the template's placeholders in place. A table whose first
     /// keys are not [`fixed_keys`] (a template not made by `env_templates`) gets them stored
     /// like any entry instead.
-    fn fill(mut self, table: &Table) {
-        // SAFETY: GVL held; see `Table`. The callbacks only read `Fixed` through `arg`, which
-        // outlives the call.
-        let filled = unsafe {
-            rb_sys::rb_st_foreach_with_replace(
-                table.0,
-                Some(fixed_check),
-                Some(fixed_replace),
-                &mut self as *mut Fixed as rb_sys::st_data_t,
-            );
-            self.next
-        };
-        for i in filled..FIXED {
-            table.put(self.keys[i], self.values[i]);
+    fn fill(self, table: &Table) {
+        // SAFETY: GVL held; see `Table`, whose entries may be written directly.
+        match unsafe { fixed_entries(table.0, &self.keys) } {
+            Some(entries) => {
+                for (entry, value) in entries.iter_mut().zip(self.values) {
+                    entry.record = value;
+                }
+            }
+            None => {
+                for (key, value) in self.keys.into_iter().zip(self.values) {
+                    table.put(key, value);
+                }
+            }
         }
     }
 }
 
-unsafe extern "C" fn fixed_check(
-    key: rb_sys::st_data_t,
-    _value: rb_sys::st_data_t,
-    arg: rb_sys::st_data_t,
-    _error: c_int,
-) -> c_int {
-    // SAFETY: `arg` is the `Fixed` passed by `Fixed::fill`.
-    let fixed = unsafe { &*(arg as *const Fixed) };
-    if fixed.next < FIXED && fixed.keys[fixed.next] == key as VALUE {
-        rb_sys::st_retval::ST_REPLACE as c_int
-    } else {
-        rb_sys::st_retval::ST_STOP as c_int
-    }
+/// An entry of an st table, as `st.c` lays it out (Ruby 2.6 and later): the key's hash, the
+/// key, the value. Only ever read through [`fixed_entries`], which checks that the entries
+/// it returns hold the expected keys.
+#[repr(C)]
+struct StEntry {
+    hash: u64,
+    key: VALUE,
+    record: VALUE,
 }
 
-unsafe extern "C" fn fixed_replace(
-    _key: *mut rb_sys::st_data_t,
-    value: *mut rb_sys::st_data_t,
-    arg: rb_sys::st_data_t,
-    _existing: c_int,
-) -> c_int {
-    // SAFETY: `arg` is the `Fixed` passed by `Fixed::fill`; `value` points at the entry's
-    // value, which st lets the callback replace.
+/// The hash `st.c` gives a deleted entry.
+const DELETED_ENTRY: u64 = !0;
+
+/// The table's first [`FIXED`] entries when they hold `keys` in order (an env made from one
+/// of [`env_templates`], with those keys in their places), else `None`. Reading a value
+/// there, or writing one, needs no hashing of its key: a lookup of a 22-byte key such as
+/// `rack.response_finished` hashes it every time (about 300 instructions), and walking the
+/// entries with `st_foreach` costs about 40 instructions each.
+///
+/// # Safety
+/// GVL held; `table` is the st table of a live Hash, not changed while the slice is used.
+unsafe fn fixed_entries<'a>(
+    table: *mut rb_sys::st_table,
+    keys: &[VALUE; FIXED],
+) -> Option<&'a mut [StEntry]> {
+    // SAFETY: per the contract; the entries between `entries_start` and `entries_bound` are
+    // allocated, and each is checked before the slice is handed out.
     unsafe {
-        let fixed = &mut *(arg as *mut Fixed);
-        *value = fixed.values[fixed.next] as rb_sys::st_data_t;
-        fixed.next += 1;
+        let t = &*table;
+        let start = t.entries_start as usize;
+        if t.entries.is_null() || (t.entries_bound as usize) < start + FIXED {
+            return None;
+        }
+        let entries = std::slice::from_raw_parts_mut(t.entries.cast::<StEntry>().add(start), FIXED);
+        entries
+            .iter()
+            .zip(keys)
+            .all(|(entry, key)| entry.hash != DELETED_ENTRY && entry.key == *key)
+            .then_some(entries)
     }
-    rb_sys::st_retval::ST_CONTINUE as c_int
 }
 
 /// The table of an env being built, taken once (`rb_hash_tbl`). That leaves the env
@@ -389,20 +442,24 @@ impl Table {
 /// than an Array there).
 pub fn has_finish_callbacks(env: RHash) -> bool {
     let k = INTERNED.get().expect("env::init runs at load");
-    // SAFETY: GVL held; `env` is a Hash.
-    unsafe {
-        let callbacks = rb_sys::rb_hash_lookup2(
-            env.as_raw(),
-            k.rack_response_finished,
-            rb_sys::Qnil as VALUE,
-        );
-        if callbacks == rb_sys::Qnil as VALUE {
-            return false;
+    let env = env.as_raw();
+    // SAFETY: GVL held; `env` is a Hash (taking the table of a small one only changes how it
+    // is stored). The value is read at once.
+    let callbacks = unsafe {
+        let table = rb_sys::rb_hash_tbl(env, c"env.rs".as_ptr(), line!() as c_int);
+        match fixed_entries(table, &fixed_keys(k)) {
+            Some(entries) => entries[FINISHED_AT].record,
+            // The app deleted an entry of the first ones, or stored one again.
+            None => rb_sys::rb_hash_lookup2(env, k.rack_response_finished, rb_sys::Qnil as VALUE),
         }
-        match RArray::from_value(Value::from_raw(callbacks)) {
-            Some(array) => !array.is_empty(),
-            None => true,
-        }
+    };
+    if callbacks == rb_sys::Qnil as VALUE {
+        return false;
+    }
+    // SAFETY: GVL held; a value of the env, alive as long as the env.
+    match RArray::from_value(unsafe { Value::from_raw(callbacks) }) {
+        Some(array) => !array.is_empty(),
+        None => true,
     }
 }
 
@@ -528,7 +585,6 @@ pub fn build(
     let mut fixed = Fixed {
         keys: fixed_keys(k),
         values: [rb_sys::Qnil as VALUE; FIXED],
-        next: 0,
     };
     let [method_v, path_v, query_v, uri_v, name_v, port_v, addr_v, input_v, finished_v, hints_v, host_v] =
         &mut fixed.values;

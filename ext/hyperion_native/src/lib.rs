@@ -572,7 +572,13 @@ static BIND_ERROR: Lazy<ExceptionClass> = Lazy::new(|ruby| native_const(ruby, "B
 // Exchange
 
 #[derive(magnus::TypedData)]
-#[magnus(class = "Hyperion::Native::Exchange", free_immediately, size, mark)]
+#[magnus(
+    class = "Hyperion::Native::Exchange",
+    free_immediately,
+    wb_protected,
+    size,
+    mark
+)]
 struct RbExchange {
     inner: RefCell<Option<Box<Exchange>>>,
     /// Set when the adapter asked to learn when the response is on the wire.
@@ -666,6 +672,12 @@ impl RbExchange {
                 };
                 env::build(ruby, ex, templates, &callables)
             })?;
+            if let Some(input) = input_to_close {
+                // The exchange is write-barrier protected: a reference stored after its
+                // creation is announced to the collector.
+                // SAFETY: GVL held; both are live objects.
+                unsafe { rb_sys::rb_gc_writebarrier(exchange, input.as_raw()) };
+            }
             rb_self.input_to_close.set(input_to_close.map(Into::into));
             Ok(env)
         })
@@ -1208,6 +1220,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     tls::init(ruby, native)?;
     input::init(ruby, native)?;
 
+    env::define_callables(ruby, native)?;
     let exchange = native.define_class("Exchange", ruby.class_object())?;
     exchange.define_method("build_env", method!(RbExchange::build_env, 3))?;
     exchange.define_method("hijacked?", method!(RbExchange::is_hijacked, 0))?;
