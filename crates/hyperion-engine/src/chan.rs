@@ -8,7 +8,6 @@
 //! per-thread caches.)
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -190,10 +189,6 @@ impl<T> Receiver<T> {
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         let mut state = self.0.lock();
         self.take(&mut state)
-    }
-
-    pub async fn recv(&mut self) -> Option<T> {
-        poll_fn(|cx| self.poll_recv(cx)).await
     }
 
     fn take(&self, state: &mut State<T>) -> Result<T, TryRecvError> {

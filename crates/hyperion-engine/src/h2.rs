@@ -182,11 +182,6 @@ impl StreamRef {
     fn reset(&self, reason: Reason) {
         self.lock().reset(self.id, reason);
     }
-
-    /// Ready once the client reset the stream or the connection ended.
-    async fn gone(&self) {
-        poll_fn(|cx| self.lock().poll_gone(self.id, cx)).await
-    }
 }
 
 fn protocol_config(shared: &Shared) -> hyperion_h2::Config {
@@ -1002,9 +997,8 @@ async fn write_stream(
     // Until the head is sent, a reset from the client must still end the wait. Informational
     // heads (103 Early Hints) go out as they come.
     let first = loop {
-        let msg = tokio::select! {
-            msg = rx.recv() => msg,
-            _ = stream.gone() => return,
+        let Some(msg) = recv_or_gone(&mut rx, stream).await else {
+            return;
         };
         match msg {
             Some(ResponseMsg::Interim(head)) => {
@@ -1063,12 +1057,9 @@ async fn write_stream(
         }
     }
     loop {
-        let msg = tokio::select! {
-            msg = rx.recv() => msg,
-            _ = stream.gone() => {
-                finished(notice.take(), Err(Stop::Gone));
-                return;
-            }
+        let Some(msg) = recv_or_gone(&mut rx, stream).await else {
+            finished(notice.take(), Err(Stop::Gone));
+            return;
         };
         let result = match msg {
             Some(ResponseMsg::Bytes(bytes)) => {
@@ -1110,6 +1101,23 @@ async fn write_stream(
         finished(notice, result);
         return;
     }
+}
+
+/// The next response message (`None` inside once every sender is gone), or `None` when the
+/// client reset the stream or the connection ended first. A message already there wins.
+/// (One poll function rather than `select!` over two futures: no per-poll random branch
+/// order, and a smaller future for every stream.)
+async fn recv_or_gone(
+    rx: &mut chan::Receiver<ResponseMsg>,
+    stream: &StreamRef,
+) -> Option<Option<ResponseMsg>> {
+    poll_fn(|cx| {
+        if let Poll::Ready(msg) = rx.poll_recv(cx) {
+            return Poll::Ready(Some(msg));
+        }
+        stream.lock().poll_gone(stream.id, cx).map(|()| None)
+    })
+    .await
 }
 
 /// Tells a waiting application thread whether its response was handed to the connection

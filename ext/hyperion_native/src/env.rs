@@ -37,6 +37,7 @@ struct Interned {
     http: VALUE,
     https: VALUE,
     port_80: VALUE,
+    empty: VALUE,
     port_443: VALUE,
     /// (method, interned value) for the usual methods.
     methods: Vec<(&'static [u8], VALUE)>,
@@ -73,8 +74,14 @@ static STREAM_INPUT: Lazy<RClass> = Lazy::new(|ruby| {
 });
 
 fn intern(bytes: &[u8]) -> VALUE {
+    // An empty slice's pointer is dangling, and Ruby reads through it even for no bytes.
+    let ptr = if bytes.is_empty() {
+        c"".as_ptr()
+    } else {
+        bytes.as_ptr().cast()
+    };
     // SAFETY: called with the GVL held; rb_interned_str copies the bytes.
-    unsafe { rb_sys::rb_interned_str(bytes.as_ptr() as *const _, bytes.len() as _) }
+    unsafe { rb_sys::rb_interned_str(ptr, bytes.len() as _) }
 }
 
 fn permanent(bytes: &[u8]) -> VALUE {
@@ -109,6 +116,7 @@ pub fn init() {
         http: permanent(b"http"),
         https: permanent(b"https"),
         port_80: permanent(b"80"),
+        empty: permanent(b""),
         port_443: permanent(b"443"),
         methods: METHODS.iter().map(|m| (*m, permanent(m))).collect(),
         fields: {
@@ -592,7 +600,13 @@ pub fn build(
     // An absolute-form target with no path ("http://host?q") means "/" (RFC 9112 3.2.2).
     let path = head.path.slice(buf);
     *path_v = new_str(if path.is_empty() { b"/" } else { path });
-    *query_v = new_str(head.query.slice(buf));
+    // Without a query, the frozen empty String every env shares.
+    let query = head.query.slice(buf);
+    *query_v = if query.is_empty() {
+        k.empty
+    } else {
+        new_str(query)
+    };
     *uri_v = new_str(head.target.slice(buf));
     let scheme = ex.scheme();
     // Frozen and shared, as the default ports usually are in Rack servers.
