@@ -325,6 +325,26 @@ RSpec.describe 'HTTP/1.1 end to end' do
       expect(env['PATH_INFO']).to eq('/plain')
     end
 
+    it 'shares frozen REMOTE_ADDR, HTTP_HOST, SERVER_NAME and SERVER_PORT between requests that repeat them' do
+      request = "GET /a HTTP/1.1\r\nHost: shared.example:8081\r\nConnection: close\r\n\r\n"
+      first = echo_env(request)
+      second = echo_env(request.sub('/a', '/b'))
+      shared = %w[REMOTE_ADDR HTTP_HOST SERVER_NAME SERVER_PORT]
+      expect(second).to include('HTTP_HOST' => 'shared.example:8081', 'SERVER_NAME' => 'shared.example',
+                                'SERVER_PORT' => '8081', 'REMOTE_ADDR' => '127.0.0.1')
+      expect(second['frozen']).to include(*shared)
+      expect(second['object_ids'].slice(*shared)).to eq(first['object_ids'].slice(*shared))
+      # Per-request values stay the request's own.
+      expect(second['frozen']).not_to include('PATH_INFO', 'REQUEST_URI')
+      expect(second['object_ids']['PATH_INFO']).not_to eq(first['object_ids']['PATH_INFO'])
+
+      other = echo_env("GET / HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n")
+      expect(other).to include('HTTP_HOST' => 'other.example', 'SERVER_NAME' => 'other.example',
+                               'SERVER_PORT' => '80')
+      expect(other['object_ids']['HTTP_HOST']).not_to eq(first['object_ids']['HTTP_HOST'])
+      expect(echo_env(request)).to include('HTTP_HOST' => 'shared.example:8081', 'SERVER_NAME' => 'shared.example')
+    end
+
     it 'splits an IPv6 Host into SERVER_NAME with brackets and SERVER_PORT' do
       env = echo_env("GET / HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: close\r\n\r\n")
       expect(env['SERVER_NAME']).to eq('[::1]')

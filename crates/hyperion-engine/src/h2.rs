@@ -35,6 +35,7 @@ use crate::chan;
 use crate::dispatch::{dispatch, rejected, static_hit, Dispatched, Request};
 use crate::engine::{Phase, Shared};
 use crate::exchange::{Body, ListenerInfo, Peer, Protocol};
+use crate::relay::RelayCache;
 use crate::response::{HeadBuilder, ResponseMsg};
 use crate::routes::StaticResponse;
 use crate::stats::bump;
@@ -231,6 +232,9 @@ pub(crate) async fn serve<S>(
     // messages wake this task once, however many arrive before it runs; what the streams
     // queue in the meantime leaves in one write.
     let mut streams: FuturesUnordered<StreamTask> = FuturesUnordered::new();
+    // Their wake-ups from application threads go through the I/O thread's relay: however
+    // many connections get responses while the I/O thread is busy, it is signalled once.
+    let mut relayed = RelayCache::default();
     let mut closing = false;
     loop {
         if !draining && *phase.borrow_and_update() != Phase::Running {
@@ -304,7 +308,9 @@ pub(crate) async fn serve<S>(
         }
         tokio::select! {
             biased;
-            _ = poll_fn(|cx| drive(&mut streams, &core, cx)), if !streams.is_empty() => {}
+            _ = poll_fn(|cx| {
+                drive(&mut streams, &core, &mut Context::from_waker(relayed.waker(cx.waker())))
+            }), if !streams.is_empty() => {}
             read = io.read_buf(&mut buf) => {
                 if !matches!(read, Ok(n) if n > 0) {
                     break;

@@ -1,5 +1,6 @@
 //! Building the Rack env for one exchange, in one call, with interned keys.
 
+use std::cell::UnsafeCell;
 use std::os::raw::{c_char, c_int, c_long, c_void};
 use std::sync::OnceLock;
 
@@ -52,6 +53,98 @@ unsafe impl Sync for Interned {}
 
 static INTERNED: OnceLock<Interned> = OnceLock::new();
 
+/// The peer address and the Host of the last request that had them, with the frozen Strings
+/// made for them. Requests through one proxy, from one client or for one site repeat them, and
+/// their envs then share these four objects (REMOTE_ADDR, HTTP_HOST, SERVER_NAME, SERVER_PORT)
+/// instead of allocating their own: fewer objects per request, less for the collector. A
+/// request with other values makes new ones, which it leaves here for the next.
+struct Recent {
+    addr: Vec<u8>,
+    addr_v: VALUE,
+    host: Vec<u8>,
+    host_v: VALUE,
+    name_v: VALUE,
+    port_v: VALUE,
+}
+
+/// Longer values are not kept (a Host of hundreds of bytes is unusual; each is copied once).
+const RECENT_MAX: usize = 128;
+
+/// A cell only ever touched with the GVL held, which serialises every access.
+struct GvlCell<T>(UnsafeCell<T>);
+
+// SAFETY: see `GvlCell`: the GVL is the lock.
+unsafe impl<T> Sync for GvlCell<T> {}
+
+static RECENT: GvlCell<Recent> = GvlCell(UnsafeCell::new(Recent {
+    addr: Vec::new(),
+    addr_v: rb_sys::Qnil as VALUE,
+    host: Vec::new(),
+    host_v: rb_sys::Qnil as VALUE,
+    name_v: rb_sys::Qnil as VALUE,
+    port_v: rb_sys::Qnil as VALUE,
+}));
+
+/// The remembered values, for the env being built.
+///
+/// # Safety
+/// GVL held, and the reference not kept past the current env build (nothing else runs Ruby
+/// while it lives).
+unsafe fn recent<'a>() -> &'a mut Recent {
+    // SAFETY: per the contract.
+    unsafe { &mut *RECENT.0.get() }
+}
+
+fn frozen_str(bytes: &[u8]) -> VALUE {
+    let v = new_str(bytes);
+    // SAFETY: GVL held; a new String.
+    unsafe { rb_sys::rb_obj_freeze(v) }
+}
+
+impl Recent {
+    /// REMOTE_ADDR for the text of a peer address.
+    fn addr(&mut self, text: &[u8]) -> VALUE {
+        if self.addr_v != rb_sys::Qnil as VALUE && self.addr == text {
+            return self.addr_v;
+        }
+        let v = frozen_str(text);
+        if text.len() <= RECENT_MAX {
+            self.addr.clear();
+            self.addr.extend_from_slice(text);
+            self.addr_v = v;
+        }
+        v
+    }
+
+    /// SERVER_NAME and SERVER_PORT for a Host value (`default_port` when it names none), and
+    /// makes HTTP_HOST for it available to [`Recent::http_host`].
+    fn host(&mut self, host: &[u8], default_port: VALUE) -> (VALUE, VALUE) {
+        if self.host_v != rb_sys::Qnil as VALUE && self.host == host {
+            return (self.name_v, self.port_v);
+        }
+        let (name, port) = split_host(host);
+        let name_v = frozen_str(name);
+        let port_v = port.map_or(default_port, frozen_str);
+        if host.len() <= RECENT_MAX {
+            self.host.clear();
+            self.host.extend_from_slice(host);
+            self.host_v = frozen_str(host);
+            self.name_v = name_v;
+            self.port_v = port_v;
+        }
+        (name_v, port_v)
+    }
+
+    /// HTTP_HOST for a Host field's value.
+    fn http_host(&self, value: &[u8]) -> VALUE {
+        if self.host_v != rb_sys::Qnil as VALUE && self.host == value {
+            self.host_v
+        } else {
+            new_str(value)
+        }
+    }
+}
+
 static STRING_IO: Lazy<RClass> = Lazy::new(|ruby| {
     ruby.class_object()
         .const_get("StringIO")
@@ -92,6 +185,19 @@ fn permanent(bytes: &[u8]) -> VALUE {
 }
 
 pub fn init() {
+    // SAFETY: called once, at load, with the GVL held; the cell is a static, so the
+    // addresses registered stay valid and the collector marks whatever they hold.
+    unsafe {
+        let recent = recent();
+        for slot in [
+            &raw mut recent.addr_v,
+            &raw mut recent.host_v,
+            &raw mut recent.name_v,
+            &raw mut recent.port_v,
+        ] {
+            rb_sys::rb_gc_register_address(slot);
+        }
+    }
     INTERNED.get_or_init(|| Interned {
         request_method: permanent(b"REQUEST_METHOD"),
         path_info: permanent(b"PATH_INFO"),
@@ -615,16 +721,11 @@ pub fn build(
     } else {
         k.port_80
     };
+    // SAFETY: GVL held; used only within this build.
+    let recent = unsafe { recent() };
     // An empty Host is legal (a target without authority); SERVER_NAME must not be empty.
     match head.host.filter(|span| !span.is_empty()) {
-        Some(span) => {
-            let (name, port) = split_host(span.slice(buf));
-            *name_v = new_str(name);
-            *port_v = match port {
-                Some(port) => new_str(port),
-                None => default_port,
-            };
-        }
+        Some(span) => (*name_v, *port_v) = recent.host(span.slice(buf), default_port),
         None => {
             *name_v = new_str(ex.listener.server_name.as_bytes());
             *port_v = if ex.listener.server_port == 0 {
@@ -637,10 +738,10 @@ pub fn build(
     *addr_v = match ex.peer {
         Peer::Tcp(std::net::SocketAddr::V4(addr)) => {
             let mut text = [0u8; 15];
-            new_str(ipv4_text(*addr.ip(), &mut text))
+            recent.addr(ipv4_text(*addr.ip(), &mut text))
         }
-        Peer::Tcp(addr) => new_str(addr.ip().to_string().as_bytes()),
-        Peer::Unix => new_str(b"127.0.0.1"),
+        Peer::Tcp(addr) => recent.addr(addr.ip().to_string().as_bytes()),
+        Peer::Unix => recent.addr(b"127.0.0.1"),
     };
 
     let mut key = Vec::new();
@@ -660,8 +761,11 @@ pub fn build(
             }
             // The parser refuses a second Host; should one come, it joins the first.
             if *host_v == rb_sys::Qnil as VALUE {
-                *host_v = new_str(value);
+                *host_v = recent.http_host(value);
             } else {
+                // Joined in a String of this env's own, never the shared one.
+                // SAFETY: GVL held; a String made above.
+                *host_v = unsafe { rb_sys::rb_str_dup(*host_v) };
                 join_field(*host_v, value, false);
             }
             continue;
