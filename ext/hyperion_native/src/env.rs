@@ -38,8 +38,8 @@ struct Interned {
     http: VALUE,
     https: VALUE,
     port_80: VALUE,
-    empty: VALUE,
     port_443: VALUE,
+    empty: VALUE,
     /// (method, interned value) for the usual methods.
     methods: Vec<(&'static [u8], VALUE)>,
     /// Env keys of the usual request fields, by the length of the field name.
@@ -95,6 +95,16 @@ unsafe fn recent<'a>() -> &'a mut Recent {
     unsafe { &mut *RECENT.0.get() }
 }
 
+/// Makes `kept` hold `bytes` when they are short enough to keep; whether it does.
+fn keep(kept: &mut Vec<u8>, bytes: &[u8]) -> bool {
+    if bytes.len() > RECENT_MAX {
+        return false;
+    }
+    kept.clear();
+    kept.extend_from_slice(bytes);
+    true
+}
+
 fn frozen_str(bytes: &[u8]) -> VALUE {
     let v = new_str(bytes);
     // SAFETY: GVL held; a new String.
@@ -108,9 +118,7 @@ impl Recent {
             return self.addr_v;
         }
         let v = frozen_str(text);
-        if text.len() <= RECENT_MAX {
-            self.addr.clear();
-            self.addr.extend_from_slice(text);
+        if keep(&mut self.addr, text) {
             self.addr_v = v;
         }
         v
@@ -125,9 +133,7 @@ impl Recent {
         let (name, port) = split_host(host);
         let name_v = frozen_str(name);
         let port_v = port.map_or(default_port, frozen_str);
-        if host.len() <= RECENT_MAX {
-            self.host.clear();
-            self.host.extend_from_slice(host);
+        if keep(&mut self.host, host) {
             self.host_v = frozen_str(host);
             self.name_v = name_v;
             self.port_v = port_v;
@@ -167,7 +173,7 @@ static STREAM_INPUT: Lazy<RClass> = Lazy::new(|ruby| {
 });
 
 fn intern(bytes: &[u8]) -> VALUE {
-    // An empty slice's pointer is dangling, and Ruby reads through it even for no bytes.
+    // An empty slice's pointer may be dangling; C wants a valid one even for no bytes.
     let ptr = if bytes.is_empty() {
         c"".as_ptr()
     } else {
@@ -222,8 +228,8 @@ pub fn init() {
         http: permanent(b"http"),
         https: permanent(b"https"),
         port_80: permanent(b"80"),
-        empty: permanent(b""),
         port_443: permanent(b"443"),
+        empty: permanent(b""),
         methods: METHODS.iter().map(|m| (*m, permanent(m))).collect(),
         fields: {
             let mut by_len: Vec<Vec<(&'static [u8], VALUE)>> = Vec::new();
